@@ -1,0 +1,48 @@
+//! The one place where domain errors become Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+
+use crate::log::partition::{AppendError, ReadError};
+use crate::metadata::MetadataError;
+use crate::txn::producer_state::SequenceError;
+
+pub fn append_error(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
+        AppendError::Empty => ResponseError::InvalidRecord,
+        AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::ControlBatch => ResponseError::InvalidRecord,
+        AppendError::Transactional => ResponseError::InvalidTxnState,
+        AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
+        AppendError::Sequence(SequenceError::OutOfOrderSequence { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
+        AppendError::Io(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+pub fn read_error(e: &ReadError) -> ResponseError {
+    match e {
+        ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        ReadError::Io(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+pub fn metadata_error(e: &MetadataError) -> ResponseError {
+    match e {
+        MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        MetadataError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        MetadataError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        MetadataError::Io(_) | MetadataError::Corrupt(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+pub fn code(error: Option<ResponseError>) -> i16 {
+    error.map_or(0, |e| e.code())
+}

@@ -1,0 +1,168 @@
+//! Fetch: whole stored batches from the one containing the fetch offset, served from the
+//! segment files without decoding. Long polls (`max_wait_ms`, `min_bytes`) wake on appends.
+//! Fetch sessions (KIP-227) are declined: session id 0 tells clients to send full requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::sync::watch;
+
+use super::{decode, encode, errors, Reply, RequestContext};
+use crate::broker::Broker;
+use crate::log::PartitionLog;
+
+/// Kafka's `fetch.max.bytes` default: a ceiling on one response whatever the client asks.
+pub const FETCH_MAX_BYTES: usize = 57_671_680;
+/// Upper bound on how long one fetch may wait.
+pub const MAX_WAIT_MS: i32 = 60_000;
+const READ_COMMITTED: i8 = 1;
+
+struct Target {
+    topic: usize,
+    partition: usize,
+    log: Option<Arc<PartitionLog>>,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+}
+
+pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: FetchRequest = match decode(ctx, body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let version = ctx.version;
+    if request.session_id != 0 {
+        let response = FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .with_session_id(0);
+        return Reply::Now(encode(&response, version));
+    }
+    let image = broker.metadata.image();
+    let by_id = version >= 13;
+    let mut response = FetchResponse::default().with_session_id(0);
+    let mut targets = Vec::new();
+    for (t, topic) in request.topics.iter().enumerate() {
+        let record = if by_id {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(topic.topic.as_str())
+        };
+        let unknown = if by_id {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for (p, partition) in topic.partitions.iter().enumerate() {
+            let log = record.and_then(|r| broker.partition(&r.name, partition.partition));
+            let mut data = PartitionData::default()
+                .with_partition_index(partition.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_records(Some(Bytes::new()));
+            if request.isolation_level == READ_COMMITTED {
+                data = data.with_aborted_transactions(Some(Vec::new()));
+            }
+            if log.is_none() {
+                data = data.with_error_code(unknown.code());
+            }
+            partitions.push(data);
+            targets.push(Target {
+                topic: t,
+                partition: p,
+                log,
+                fetch_offset: partition.fetch_offset,
+                partition_max_bytes: usize::try_from(partition.partition_max_bytes).unwrap_or(0),
+            });
+        }
+        response.responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    let max_bytes = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .min(FETCH_MAX_BYTES);
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let max_wait = Duration::from_millis(request.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
+    let receivers: Vec<watch::Receiver<i64>> = targets
+        .iter()
+        .filter_map(|t| t.log.as_ref().map(|l| l.subscribe()))
+        .collect();
+    let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
+    if bytes >= min_bytes || failed || max_wait.is_zero() || receivers.is_empty() {
+        return Reply::Now(encode(&response, version));
+    }
+    Reply::Later(Box::pin(async move {
+        let mut receivers = receivers;
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let changed = futures_util::future::select_all(
+                receivers.iter_mut().map(|r| Box::pin(r.changed())),
+            );
+            let timed_out = tokio::select! {
+                _ = changed => false,
+                _ = tokio::time::sleep_until(deadline) => true,
+            };
+            let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
+            if timed_out || failed || bytes >= min_bytes {
+                return encode(&response, version);
+            }
+        }
+    }))
+}
+
+/// Reads every target into `response`; returns the record bytes gathered and whether a
+/// partition failed (which ends a long poll at once, as in Kafka).
+fn read_all(response: &mut FetchResponse, targets: &[Target], max_bytes: usize) -> (usize, bool) {
+    let mut total = 0usize;
+    let mut failed = false;
+    for target in targets {
+        let data = &mut response.responses[target.topic].partitions[target.partition];
+        let Some(log) = &target.log else {
+            failed = true;
+            continue;
+        };
+        let offsets = log.offsets();
+        data.high_watermark = offsets.high_watermark;
+        data.last_stable_offset = offsets.high_watermark;
+        data.log_start_offset = offsets.log_start_offset;
+        // KIP-74: once some data is in the response, later partitions get what is left;
+        // the first non-empty partition may exceed the limits by one batch.
+        let budget = if total == 0 {
+            target.partition_max_bytes.min(max_bytes).max(1)
+        } else {
+            target
+                .partition_max_bytes
+                .min(max_bytes.saturating_sub(total))
+        };
+        if budget == 0 {
+            data.records = Some(Bytes::new());
+            continue;
+        }
+        match log.read(target.fetch_offset, budget) {
+            Ok(Some(records)) => {
+                total += records.len();
+                data.error_code = 0;
+                data.records = Some(records);
+            }
+            Ok(None) => {
+                data.error_code = 0;
+                data.records = Some(Bytes::new());
+            }
+            Err(e) => {
+                data.error_code = errors::read_error(&e).code();
+                data.records = Some(Bytes::new());
+                failed = true;
+            }
+        }
+    }
+    (total, failed)
+}

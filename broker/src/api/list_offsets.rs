@@ -1,0 +1,90 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, KIP-734), earliest local (-4,
+//! the same as earliest without tiered storage) and by timestamp through the time index.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{blocking, decode, encode, errors, Reply, RequestContext};
+use crate::broker::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: ListOffsetsRequest = match decode(ctx, body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let version = ctx.version;
+    let needs_scan = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .any(|p| p.timestamp >= 0 || p.timestamp == MAX_TIMESTAMP);
+    if !needs_scan {
+        return Reply::Now(encode(&answer(broker, &request, version), version));
+    }
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        match blocking(move || answer(&broker, &request, version)).await {
+            Some(response) => encode(&response, version),
+            None => Err(super::RequestError::Encode(
+                "list offsets task failed".into(),
+            )),
+        }
+    }))
+}
+
+fn answer(broker: &Broker, request: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    // Leader epochs exist in the response from v4 on.
+    let leader_epoch = if version >= 4 { 0 } else { -1 };
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(leader_epoch);
+                    let Some(log) = broker.partition(topic.name.as_str(), p.partition_index) else {
+                        return base
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_leader_epoch(-1);
+                    };
+                    let offsets = log.offsets();
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((offsets.high_watermark, -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((offsets.log_start_offset, -1))),
+                        MAX_TIMESTAMP => log.max_timestamp_offset(),
+                        t if t >= 0 => log.offset_for_timestamp(t),
+                        _ => Ok(None),
+                    };
+                    match found {
+                        Ok(Some((offset, timestamp))) => {
+                            base.with_offset(offset).with_timestamp(timestamp)
+                        }
+                        Ok(None) => base,
+                        Err(e) => base.with_error_code(errors::read_error(&e).code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

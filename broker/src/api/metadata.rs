@@ -1,0 +1,179 @@
+//! Metadata: brokers, topics with stable ids, partitions with this broker as leader.
+//! Creates requested topics when both the client and `auto.create.topics.enable` allow it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::{blocking, decode, encode, errors, Reply, RequestContext};
+use crate::broker::Broker;
+use crate::metadata::{validate_topic_name, MetadataError, TopicRecord};
+
+/// Kafka's "authorized operations not requested" sentinel.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+/// Every topic operation (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS) as a bit set: no ACLs yet, so everything is allowed.
+const ALL_TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE,
+/// CREATE_TOKENS, DESCRIBE_TOKENS.
+const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 11)
+    | (1 << 12)
+    | (1 << 13)
+    | (1 << 14);
+
+enum Wanted {
+    ByName(String),
+    ById(Uuid),
+}
+
+pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: MetadataRequest = match decode(ctx, body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let version = ctx.version;
+    let wanted: Option<Vec<Wanted>> = match &request.topics {
+        Some(topics) if !(version == 0 && topics.is_empty()) => Some(
+            topics
+                .iter()
+                .map(|t| match &t.name {
+                    Some(name) => Wanted::ByName(name.to_string()),
+                    None => Wanted::ById(t.topic_id),
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    let auto_create = broker.config.auto_create_topics_enable
+        && (version < 4 || request.allow_auto_topic_creation);
+    let image = broker.metadata.image();
+    let missing: Vec<String> = match (&wanted, auto_create) {
+        (Some(wanted), true) => wanted
+            .iter()
+            .filter_map(|w| match w {
+                Wanted::ByName(name)
+                    if image.topic(name).is_none() && validate_topic_name(name).is_ok() =>
+                {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if missing.is_empty() {
+        return Reply::Now(respond(broker, &request, wanted.as_deref(), version));
+    }
+    let broker = broker.clone();
+    let client_id = ctx.client_id().to_string();
+    Reply::Later(Box::pin(async move {
+        let creator = broker.clone();
+        blocking(move || {
+            for name in missing {
+                match creator.create_topic(&name, creator.config.num_partitions, BTreeMap::new()) {
+                    Ok(_) | Err(MetadataError::TopicExists(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = name, client_id, error = %e, "auto-creation failed")
+                    }
+                }
+            }
+        })
+        .await;
+        respond(&broker, &request, wanted.as_deref(), version)
+    }))
+}
+
+fn respond(
+    broker: &Broker,
+    request: &MetadataRequest,
+    wanted: Option<&[Wanted]>,
+    version: i16,
+) -> super::ResponseBody {
+    let image = broker.metadata.image();
+    let node_id = broker.config.node_id;
+    let topic_operations = if request.include_topic_authorized_operations {
+        ALL_TOPIC_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    let describe = |topic: &TopicRecord| {
+        MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+            .with_topic_id(topic.id)
+            .with_is_internal(false)
+            .with_topic_authorized_operations(topic_operations)
+            .with_partitions(
+                (0..topic.partitions)
+                    .map(|p| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_leader_id(BrokerId(node_id))
+                            .with_leader_epoch(0)
+                            .with_replica_nodes(vec![BrokerId(node_id)])
+                            .with_isr_nodes(vec![BrokerId(node_id)])
+                    })
+                    .collect(),
+            )
+    };
+    let failed = |name: Option<&str>, id: Uuid, error: ResponseError| {
+        MetadataResponseTopic::default()
+            .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_string()))))
+            .with_topic_id(id)
+            .with_error_code(error.code())
+            .with_topic_authorized_operations(topic_operations)
+    };
+    let topics = match wanted {
+        None => image.topics.values().map(|t| describe(t)).collect(),
+        Some(wanted) => wanted
+            .iter()
+            .map(|w| match w {
+                Wanted::ByName(name) => match image.topic(name) {
+                    Some(topic) => describe(topic),
+                    None => match validate_topic_name(name) {
+                        Err(e) => failed(Some(name), Uuid::nil(), errors::metadata_error(&e)),
+                        Ok(()) => failed(
+                            Some(name),
+                            Uuid::nil(),
+                            ResponseError::UnknownTopicOrPartition,
+                        ),
+                    },
+                },
+                Wanted::ById(id) => match image.topic_by_id(id) {
+                    Some(topic) => describe(topic),
+                    None => failed(None, *id, ResponseError::UnknownTopicId),
+                },
+            })
+            .collect(),
+    };
+    let advertised = broker.config.advertised();
+    let response = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(node_id))
+            .with_host(StrBytes::from_string(advertised.host.clone()))
+            .with_port(i32::from(advertised.port))])
+        .with_cluster_id(Some(StrBytes::from_string(
+            broker.metadata.cluster_id.clone(),
+        )))
+        .with_controller_id(BrokerId(node_id))
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            ALL_CLUSTER_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        })
+        .with_topics(topics);
+    encode(&response, version)
+}

@@ -1,0 +1,234 @@
+//! The broker's shared state: configuration, metadata, logs and producer ids, and the few
+//! operations that span more than one room (creating a topic touches metadata and logs).
+//! Handlers in `api/` receive an `Arc<Broker>`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::clock::Clock;
+use crate::config::{BrokerConfig, LogConfig};
+use crate::log::{LogManager, PartitionLog, TopicPartition};
+use crate::metadata::{MetadataError, MetadataStore, TopicRecord};
+use crate::txn::producer_ids::ProducerIdAllocator;
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug)]
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub metadata: MetadataStore,
+    pub logs: LogManager,
+    pub clock: Arc<dyn Clock>,
+    producer_ids: ProducerIdAllocator,
+}
+
+/// Topic-level config names Strom applies to its logs, with how they map onto `LogConfig`.
+pub const TOPIC_CONFIGS: &[&str] = &[
+    "segment.bytes",
+    "segment.ms",
+    "retention.ms",
+    "retention.bytes",
+    "index.interval.bytes",
+    "flush.messages",
+    "max.message.bytes",
+    "cleanup.policy",
+    "compression.type",
+    "message.timestamp.type",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "min.cleanable.dirty.ratio",
+    "file.delete.delay.ms",
+    "flush.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.downconversion.enable",
+    "preallocate",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "remote.storage.enable",
+];
+
+/// Applies a topic's config overrides to the broker's log defaults.
+pub fn log_config_for(
+    defaults: &LogConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<LogConfig, MetadataError> {
+    let mut config = defaults.clone();
+    for (key, value) in overrides {
+        let invalid = |reason: &str| MetadataError::InvalidConfig {
+            key: key.clone(),
+            value: value.clone(),
+            reason: reason.to_string(),
+        };
+        let number = || {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| invalid("not a number"))
+        };
+        match key.as_str() {
+            "segment.bytes" => {
+                config.segment_bytes = u64::try_from(number()?)
+                    .ok()
+                    .filter(|v| *v >= 14)
+                    .ok_or_else(|| invalid("must be at least 14"))?
+            }
+            "segment.ms" => {
+                config.segment_ms = Some(number()?)
+                    .filter(|v| *v >= 1)
+                    .ok_or_else(|| invalid("must be at least 1"))?
+            }
+            "retention.ms" => {
+                config.retention_ms = Some(number()?)
+                    .filter(|v| *v >= -1)
+                    .ok_or_else(|| invalid("must be at least -1"))?
+            }
+            "retention.bytes" => config.retention_bytes = number()?,
+            "index.interval.bytes" => {
+                config.index_interval_bytes =
+                    u64::try_from(number()?).map_err(|_| invalid("must be at least 0"))?
+            }
+            "flush.messages" => {
+                config.flush_messages = Some(number()?)
+                    .filter(|v| *v >= 1)
+                    .ok_or_else(|| invalid("must be at least 1"))?
+            }
+            "max.message.bytes" => {
+                config.max_message_bytes = i32::try_from(number()?)
+                    .ok()
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be between 0 and 2147483647"))?
+            }
+            "cleanup.policy" => {
+                if !value
+                    .split(',')
+                    .all(|p| matches!(p.trim(), "delete" | "compact"))
+                {
+                    return Err(invalid("must be a list of 'delete' and 'compact'"));
+                }
+            }
+            "compression.type" => {
+                if !matches!(
+                    value.as_str(),
+                    "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
+                ) {
+                    return Err(invalid("unknown compression type"));
+                }
+            }
+            "message.timestamp.type" => {
+                if !matches!(value.as_str(), "CreateTime" | "LogAppendTime") {
+                    return Err(invalid("must be CreateTime or LogAppendTime"));
+                }
+            }
+            _ if TOPIC_CONFIGS.contains(&key.as_str()) => {}
+            _ => return Err(invalid("unknown topic config")),
+        }
+    }
+    Ok(config)
+}
+
+impl Broker {
+    /// Opens the data directory and recovers every partition. Blocking.
+    pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
+        let metadata = MetadataStore::open(&config.log_dir, config.node_id)?;
+        let logs = LogManager::open(&config.log_dir)?;
+        let image = metadata.image();
+        let now_ms = clock.now_ms();
+        for topic in image.topics.values() {
+            let log_config = Arc::new(
+                log_config_for(&config.log, &topic.configs).unwrap_or_else(|_| config.log.clone()),
+            );
+            for partition in 0..topic.partitions {
+                logs.open_partition(
+                    &TopicPartition::new(topic.name.clone(), partition),
+                    log_config.clone(),
+                    now_ms,
+                )?;
+            }
+        }
+        for tp in logs.partition_dirs_on_disk()? {
+            let known = image
+                .topic(&tp.topic)
+                .is_some_and(|t| tp.partition < t.partitions);
+            if !known {
+                tracing::warn!(partition = %tp, "directory of a partition that no topic owns; left alone");
+            }
+        }
+        let producer_ids = ProducerIdAllocator::new(image.producer_id_block_end);
+        Ok(Broker {
+            config,
+            metadata,
+            logs,
+            clock,
+            producer_ids,
+        })
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// Creates a topic and its partition logs. Blocking (fsyncs metadata).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicRecord>, MetadataError> {
+        let log_config = Arc::new(log_config_for(&self.config.log, &configs)?);
+        let record = self.metadata.create_topic(name, partitions, configs)?;
+        let now_ms = self.clock.now_ms();
+        for partition in 0..partitions {
+            self.logs.open_partition(
+                &TopicPartition::new(name, partition),
+                log_config.clone(),
+                now_ms,
+            )?;
+        }
+        tracing::info!(topic = name, partitions, id = %record.id, "created topic");
+        Ok(record)
+    }
+
+    /// Deletes a topic and its data. Blocking.
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
+        let record = self.metadata.delete_topic(name)?;
+        for partition in 0..record.partitions {
+            self.logs
+                .remove_partition(&TopicPartition::new(name, partition))?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(record)
+    }
+
+    /// A new producer id, unique across restarts. Blocking when a new block is reserved.
+    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
+        self.producer_ids
+            .next(|block_end| self.metadata.reserve_producer_ids(block_end))
+    }
+
+    /// Deletes expired segments everywhere. Blocking.
+    pub fn apply_retention(&self) {
+        let now_ms = self.clock.now_ms();
+        for log in self.logs.all() {
+            if let Err(e) = log.apply_retention(now_ms) {
+                tracing::error!(partition = %log.topic_partition, error = %e, "retention failed");
+            }
+        }
+    }
+}

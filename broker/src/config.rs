@@ -1,0 +1,452 @@
+//! The broker's one typed configuration, spelled with Apache Kafka's property names.
+//!
+//! Sources, later ones win: built-in defaults (Kafka's own), a `server.properties`-style file,
+//! `KAFKA_`-prefixed environment variables (mapped the way Kafka's docker image maps them:
+//! `KAFKA_LOG_DIRS` -> `log.dirs`, `__` -> `_`, `___` -> `-`), then `--override key=value`.
+//! Unknown properties are kept and reported with a warning, never a crash.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("line {line} of {path}: expected key=value")]
+    Syntax { path: PathBuf, line: usize },
+    #[error("--override {0}: expected key=value")]
+    Override(String),
+    #[error("property {key}={value}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// A listener such as `PLAINTEXT://:9092`. An empty host means every interface of both
+/// address families.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    fn parse(key: &str, text: &str) -> Result<Listener, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            value: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let (name, rest) = text
+            .split_once("://")
+            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = port.parse().map_err(|_| invalid("port is not a number"))?;
+        Ok(Listener {
+            name: name.to_string(),
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// Kafka's defaults for the properties Strom reads.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("listeners", "PLAINTEXT://:9092"),
+    ("log.dirs", "strom-data"),
+    ("node.id", "1"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("delete.topic.enable", "true"),
+    ("message.max.bytes", "1048588"),
+    ("log.segment.bytes", "1073741824"),
+    ("log.roll.hours", "168"),
+    ("log.retention.hours", "168"),
+    ("log.retention.bytes", "-1"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.index.interval.bytes", "4096"),
+    ("log.flush.interval.messages", "9223372036854775807"),
+    ("log.flush.offset.checkpoint.interval.ms", "60000"),
+    ("socket.request.max.bytes", "104857600"),
+    ("max.connections", "2147483647"),
+    ("queued.max.requests", "500"),
+    ("strom.acks.all.fsync", "true"),
+];
+
+/// Properties Strom knows by name but does not act on yet; accepted silently.
+const ACCEPTED: &[&str] = &[
+    "broker.id",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "log.dir",
+    "log.flush.interval.ms",
+    "log.roll.ms",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "cluster.id",
+    "zookeeper.connect",
+    "min.insync.replicas",
+];
+
+/// Environment variables of Kafka's docker image that are not broker properties.
+const ENV_NOT_PROPERTIES: &[&str] = &[
+    "KAFKA_VERSION",
+    "KAFKA_HEAP_OPTS",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_OPTS",
+    "KAFKA_JMX_OPTS",
+    "KAFKA_JMX_PORT",
+    "KAFKA_JMX_HOSTNAME",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_LOG4J_ROOT_LOGLEVEL",
+    "KAFKA_LOG4J_LOGGERS",
+    "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+];
+
+/// The raw property map, before it is typed.
+#[derive(Debug, Clone, Default)]
+pub struct Properties {
+    values: BTreeMap<String, String>,
+}
+
+impl Properties {
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.values
+            .insert(key.trim().to_string(), value.trim().to_string());
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// Reads a `server.properties`-style file: `key=value` (or `key: value`) lines, `#` and `!`
+    /// comments, blank lines ignored.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let (key, value) = line
+                .split_once('=')
+                .or_else(|| line.split_once(':'))
+                .ok_or_else(|| ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    line: number + 1,
+                })?;
+            self.set(key, value);
+        }
+        Ok(())
+    }
+
+    /// Applies `KAFKA_`-prefixed variables the way Kafka's docker image does.
+    pub fn load_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) {
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("KAFKA_") else {
+                continue;
+            };
+            if rest.is_empty() || ENV_NOT_PROPERTIES.contains(&name.as_str()) {
+                continue;
+            }
+            let key = rest
+                .to_ascii_lowercase()
+                .replace("___", "\u{1}")
+                .replace("__", "\u{2}")
+                .replace('_', ".")
+                .replace('\u{1}', "-")
+                .replace('\u{2}', "_");
+            self.set(&key, &value);
+        }
+    }
+
+    pub fn apply_override(&mut self, text: &str) -> Result<(), ConfigError> {
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| ConfigError::Override(text.to_string()))?;
+        self.set(key, value);
+        Ok(())
+    }
+}
+
+/// The typed broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub message_max_bytes: i32,
+    pub log: LogConfig,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub queued_max_requests: usize,
+    /// Properties Strom does not know, reported once at start.
+    pub unknown: Vec<String>,
+}
+
+/// Per-log settings; topic-level overrides use the topic property names (`segment.bytes`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub index_interval_bytes: u64,
+    pub flush_messages: i64,
+    pub max_message_bytes: i32,
+    /// acks=-1 writes are acknowledged only after fsync.
+    pub fsync_acks_all: bool,
+}
+
+fn parse<T: std::str::FromStr>(props: &Properties, key: &str) -> Result<T, ConfigError> {
+    let value = props
+        .get(key)
+        .or_else(|| DEFAULTS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+        .unwrap_or_default();
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: format!("not a valid {}", std::any::type_name::<T>()),
+    })
+}
+
+fn parse_optional<T: std::str::FromStr>(
+    props: &Properties,
+    key: &str,
+) -> Result<Option<T>, ConfigError> {
+    match props.get(key) {
+        None => Ok(None),
+        Some(_) => parse(props, key).map(Some),
+    }
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: T,
+    minimum: T,
+) -> Result<T, ConfigError> {
+    if value < minimum {
+        return Err(ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: format!("must be at least {minimum}"),
+        });
+    }
+    Ok(value)
+}
+
+impl BrokerConfig {
+    pub fn from_properties(props: &Properties) -> Result<BrokerConfig, ConfigError> {
+        let listeners = props
+            .get("listeners")
+            .unwrap_or("PLAINTEXT://:9092")
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Listener::parse("listeners", s.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if listeners.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "listeners".into(),
+                value: String::new(),
+                reason: "at least one listener is required".into(),
+            });
+        }
+        let advertised_listeners = match props.get("advertised.listeners") {
+            Some(text) => text
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| Listener::parse("advertised.listeners", s.trim()))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => listeners
+                .iter()
+                .map(|l| Listener {
+                    host: if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                        "localhost".to_string()
+                    } else {
+                        l.host.clone()
+                    },
+                    ..l.clone()
+                })
+                .collect(),
+        };
+        let log_dir = props
+            .get("log.dirs")
+            .or_else(|| props.get("log.dir"))
+            .unwrap_or("strom-data");
+        let log_dir = log_dir.split(',').next().unwrap_or("strom-data").trim();
+
+        // Kafka: log.retention.ms beats .minutes beats .hours; -1 means unlimited.
+        let retention_ms = if let Some(ms) = parse_optional::<i64>(props, "log.retention.ms")? {
+            ms
+        } else if let Some(min) = parse_optional::<i64>(props, "log.retention.minutes")? {
+            min.saturating_mul(60_000)
+        } else {
+            parse::<i64>(props, "log.retention.hours")?.saturating_mul(3_600_000)
+        };
+        let segment_ms = match parse_optional::<i64>(props, "log.roll.ms")? {
+            Some(ms) => ms,
+            None => parse::<i64>(props, "log.roll.hours")?.saturating_mul(3_600_000),
+        };
+        let message_max_bytes = at_least(
+            "message.max.bytes",
+            parse::<i32>(props, "message.max.bytes")?,
+            0,
+        )?;
+        let log = LogConfig {
+            segment_bytes: at_least(
+                "log.segment.bytes",
+                parse::<u64>(props, "log.segment.bytes")?,
+                14,
+            )?,
+            segment_ms: at_least("log.roll.ms", segment_ms, 1)?,
+            retention_ms,
+            retention_bytes: parse(props, "log.retention.bytes")?,
+            index_interval_bytes: parse(props, "log.index.interval.bytes")?,
+            flush_messages: at_least(
+                "log.flush.interval.messages",
+                parse::<i64>(props, "log.flush.interval.messages")?,
+                1,
+            )?,
+            max_message_bytes: message_max_bytes,
+            fsync_acks_all: parse(props, "strom.acks.all.fsync")?,
+        };
+        let known = |key: &str| {
+            DEFAULTS.iter().any(|(k, _)| *k == key)
+                || ACCEPTED.contains(&key)
+                || key == "advertised.listeners"
+        };
+        let unknown = props.values.keys().filter(|k| !known(k)).cloned().collect();
+        Ok(BrokerConfig {
+            node_id: match parse_optional::<i32>(props, "node.id")? {
+                Some(id) => id,
+                None => match parse_optional::<i32>(props, "broker.id")? {
+                    Some(id) if id >= 0 => id,
+                    _ => 1,
+                },
+            },
+            listeners,
+            advertised_listeners,
+            log_dir: PathBuf::from(log_dir),
+            num_partitions: at_least("num.partitions", parse(props, "num.partitions")?, 1)?,
+            auto_create_topics_enable: parse(props, "auto.create.topics.enable")?,
+            delete_topic_enable: parse(props, "delete.topic.enable")?,
+            message_max_bytes,
+            log,
+            log_retention_check_interval_ms: at_least(
+                "log.retention.check.interval.ms",
+                parse(props, "log.retention.check.interval.ms")?,
+                1,
+            )?,
+            log_flush_offset_checkpoint_interval_ms: at_least(
+                "log.flush.offset.checkpoint.interval.ms",
+                parse(props, "log.flush.offset.checkpoint.interval.ms")?,
+                1,
+            )?,
+            socket_request_max_bytes: at_least(
+                "socket.request.max.bytes",
+                parse(props, "socket.request.max.bytes")?,
+                64,
+            )?,
+            max_connections: parse(props, "max.connections")?,
+            queued_max_requests: at_least(
+                "queued.max.requests",
+                parse(props, "queued.max.requests")?,
+                1,
+            )?,
+            unknown,
+        })
+    }
+
+    /// The advertised listener clients are told about.
+    pub fn advertised(&self) -> &Listener {
+        &self.advertised_listeners[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let config = BrokerConfig::from_properties(&Properties::default()).unwrap();
+        assert_eq!(config.listeners[0].port, 9092);
+        assert_eq!(config.listeners[0].host, "");
+        assert_eq!(config.advertised().host, "localhost");
+        assert_eq!(config.num_partitions, 1);
+        assert!(config.auto_create_topics_enable);
+        assert_eq!(config.log.retention_ms, 168 * 3_600_000);
+        assert_eq!(config.socket_request_max_bytes, 104_857_600);
+    }
+
+    #[test]
+    fn env_maps_like_kafka_docker() {
+        let mut props = Properties::default();
+        props.load_env([
+            ("KAFKA_LOG_DIRS".to_string(), "/x".to_string()),
+            ("KAFKA_HEAP_OPTS".to_string(), "-Xmx1g".to_string()),
+            ("KAFKA_SOME__UNDERSCORE".to_string(), "1".to_string()),
+            ("KAFKA_SOME___DASH".to_string(), "2".to_string()),
+        ]);
+        assert_eq!(props.get("log.dirs"), Some("/x"));
+        assert_eq!(props.get("heap.opts"), None);
+        assert_eq!(props.get("some_underscore"), Some("1"));
+        assert_eq!(props.get("some-dash"), Some("2"));
+    }
+
+    #[test]
+    fn retention_precedence_and_unknown_keys() {
+        let mut props = Properties::default();
+        props.set("log.retention.minutes", "2");
+        props.set("log.retention.ms", "5");
+        props.set("made.up.key", "x");
+        let config = BrokerConfig::from_properties(&props).unwrap();
+        assert_eq!(config.log.retention_ms, 5);
+        assert_eq!(config.unknown, vec!["made.up.key".to_string()]);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let mut props = Properties::default();
+        props.set("num.partitions", "zero");
+        assert!(BrokerConfig::from_properties(&props).is_err());
+        let mut props = Properties::default();
+        props.set("listeners", "nonsense");
+        assert!(BrokerConfig::from_properties(&props).is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! Strom: a broker that speaks the Apache Kafka wire protocol.
+//!
+//! Rooms (see docs/ARCHITECTURE.md): `server` -> `api` -> {`log`, `metadata`, `txn`}.
+//! `broker` holds the shared state handlers work on; `config` and `clock` are leaves.
+
+pub mod api;
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod log;
+pub mod metadata;
+pub mod server;
+pub mod txn;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, Properties};
+
+/// Runs the broker until `shutdown` resolves: binds the listeners, serves, runs retention and
+/// checkpoints, and on shutdown flushes everything and marks the shutdown clean.
+pub async fn run(
+    config: BrokerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    for key in &config.unknown {
+        tracing::warn!(property = key, "unknown property ignored");
+    }
+    let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
+    let opening = config.clone();
+    let broker =
+        Arc::new(tokio::task::spawn_blocking(move || Broker::open(opening, clock)).await??);
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = Vec::new();
+    for listener in &config.listeners {
+        let bound = server::bind(listener).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {}:{}: {e}", listener.host, listener.port)
+        })?;
+        tracing::info!(
+            listener = %format!("{}://{}", listener.name, bound.local_addr()?),
+            advertised = %format!("{}:{}", config.advertised().host, config.advertised().port),
+            log_dir = %config.log_dir.display(),
+            "strom is ready"
+        );
+        servers.push(tokio::spawn(server::serve(
+            bound,
+            broker.clone(),
+            stopped.clone(),
+        )));
+    }
+    let retention = spawn_every(
+        Duration::from_millis(config.log_retention_check_interval_ms),
+        stopped.clone(),
+        broker.clone(),
+        |b| b.apply_retention(),
+    );
+    let checkpoint = spawn_every(
+        Duration::from_millis(config.log_flush_offset_checkpoint_interval_ms),
+        stopped.clone(),
+        broker.clone(),
+        |b| {
+            if let Err(e) = b.logs.checkpoint_recovery_points() {
+                tracing::error!(error = %e, "cannot write the recovery checkpoint");
+            }
+        },
+    );
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    for server in servers {
+        let _ = server.await;
+    }
+    let _ = retention.await;
+    let _ = checkpoint.await;
+    // Give connections a moment to write what they owe.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::task::spawn_blocking(move || broker.logs.shutdown()).await??;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+fn spawn_every(
+    period: Duration,
+    mut stopped: watch::Receiver<bool>,
+    broker: Arc<Broker>,
+    work: fn(&Broker),
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stopped.changed() => return,
+            }
+            let broker = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || work(&broker)).await;
+        }
+    })
+}

@@ -1,0 +1,698 @@
+//! One partition's log: an ordered set of segments, the producer state of its idempotent
+//! producers, and the offsets that matter to clients.
+//!
+//! Invariants (checked with `debug_assert!`): `log_start_offset <= high_watermark ==
+//! log_end_offset`; offsets are dense and increasing across segments; only the last segment
+//! (the active one) is appended to. All file work here is short page-cache I/O under the
+//! partition's lock; fsync happens in the flusher thread, never here.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::RecordBatchDecoder;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use super::batch::{self, BatchError, BatchHeader};
+use super::segment::{Segment, SegmentSlice};
+use crate::config::LogConfig;
+use crate::txn::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum AppendError {
+    #[error("corrupt record batch: {0}")]
+    Corrupt(#[from] BatchError),
+    #[error("empty record set")]
+    Empty,
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: i32 },
+    #[error("control batches cannot be produced by clients")]
+    ControlBatch,
+    #[error("transactional batches need a transaction, which this broker does not offer yet")]
+    Transactional,
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error("the partition was deleted")]
+    Deleted,
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The outcome of an append, as the producer will be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    /// One past the last offset written; what acks=-1 waits to be flushed.
+    pub next_offset: i64,
+    pub log_start_offset: i64,
+    /// True when the batch was a retried duplicate that was not written again.
+    pub duplicate: bool,
+}
+
+#[derive(Debug)]
+struct LogState {
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    producers: ProducerStateManager,
+    config: Arc<LogConfig>,
+    /// Every offset below this is on stable storage.
+    flushed_offset: i64,
+    /// Rolled segments whose data has not been fsynced yet.
+    unflushed_files: Vec<Arc<File>>,
+    /// A segment file was created: the directory entry needs an fsync.
+    dir_needs_sync: bool,
+    messages_since_flush: i64,
+    deleted: bool,
+}
+
+/// What the flusher must sync to make every offset below `up_to` durable.
+#[derive(Debug)]
+pub struct FlushWork {
+    pub files: Vec<Arc<File>>,
+    pub dir: Option<PathBuf>,
+    pub up_to: i64,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub topic_partition: TopicPartition,
+    dir: PathBuf,
+    state: Mutex<LogState>,
+    /// Carries the log end offset; long-polling fetches subscribe to it.
+    appended: watch::Sender<i64>,
+}
+
+/// Offsets of a partition at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+}
+
+impl PartitionLog {
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        // A panic while holding the lock cannot leave the segment map half-updated in a way
+        // that matters more than losing the partition entirely, so keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens (or creates) the partition directory and recovers its segments. Segments at or
+    /// above `recovery_point` are CRC-checked and truncated at the first invalid batch.
+    pub fn open(
+        dir: &Path,
+        topic_partition: TopicPartition,
+        config: Arc<LogConfig>,
+        recovery_point: i64,
+        now_ms: i64,
+    ) -> io::Result<PartitionLog> {
+        std::fs::create_dir_all(dir)?;
+        let mut base_offsets = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    base_offsets.push(base);
+                }
+            } else if name.ends_with(".swap") || name.ends_with(".cleaned") {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        base_offsets.sort_unstable();
+        let mut producers = ProducerStateManager::default();
+        let mut segments = BTreeMap::new();
+        let mut truncated = false;
+        for (i, &base) in base_offsets.iter().enumerate() {
+            if truncated {
+                // Everything after a torn segment is unreachable: remove it, as Kafka does.
+                tracing::warn!(%topic_partition, base, "deleting segment after a truncated one");
+                for ext in ["log", "index", "timeindex"] {
+                    let _ = std::fs::remove_file(
+                        dir.join(format!("{}.{ext}", super::segment::file_stem(base))),
+                    );
+                }
+                continue;
+            }
+            let next_base = base_offsets.get(i + 1).copied();
+            let validate = next_base.is_none_or(|n| n > recovery_point);
+            let (segment, recovered) = Segment::open(
+                dir,
+                base,
+                validate,
+                config.index_interval_bytes,
+                &mut producers,
+                now_ms,
+            )?;
+            if recovered.truncated_bytes > 0 {
+                tracing::warn!(
+                    %topic_partition,
+                    segment = base,
+                    bytes = recovered.truncated_bytes,
+                    "truncated torn or invalid bytes at the end of a segment"
+                );
+                truncated = true;
+            }
+            if let Some(next) = next_base {
+                if segment.next_offset > next {
+                    tracing::warn!(%topic_partition, base, "segment overlaps the next one");
+                    truncated = true;
+                }
+            }
+            segments.insert(base, segment);
+        }
+        // Drop empty non-active segments left by a crash during a roll.
+        let empty: Vec<i64> = segments
+            .iter()
+            .rev()
+            .skip(1)
+            .filter(|(_, s)| s.is_empty())
+            .map(|(b, _)| *b)
+            .collect();
+        for base in empty {
+            if let Some(segment) = segments.remove(&base) {
+                segment.delete_files()?;
+            }
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, now_ms)?);
+        }
+        let log_start_offset = segments.keys().next().copied().unwrap_or(0);
+        let log_end_offset = segments
+            .values()
+            .next_back()
+            .map_or(0, |s| s.next_offset.max(s.base_offset));
+        Ok(PartitionLog {
+            topic_partition,
+            dir: dir.to_path_buf(),
+            state: Mutex::new(LogState {
+                segments,
+                log_start_offset,
+                log_end_offset,
+                producers,
+                config,
+                flushed_offset: log_end_offset,
+                unflushed_files: Vec::new(),
+                dir_needs_sync: true,
+                messages_since_flush: 0,
+                deleted: false,
+            }),
+            appended: watch::Sender::new(log_end_offset),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn offsets(&self) -> Offsets {
+        let state = self.lock();
+        Offsets {
+            log_start_offset: state.log_start_offset,
+            high_watermark: state.log_end_offset,
+        }
+    }
+
+    /// A receiver that changes on every append (and when the log is deleted).
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.appended.subscribe()
+    }
+
+    pub fn config_fsync_acks_all(&self) -> bool {
+        self.lock().config.fsync_acks_all
+    }
+
+    pub fn set_config(&self, config: Arc<LogConfig>) {
+        self.lock().config = config;
+    }
+
+    /// Validates a produced record set and appends it, assigning offsets. The bytes are
+    /// stored as sent except for the base offset and partition leader epoch of each batch.
+    /// Returns whether the flush-by-count policy asks for a flush too.
+    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<(AppendInfo, bool), AppendError> {
+        let mut state = self.lock();
+        if state.deleted {
+            return Err(AppendError::Deleted);
+        }
+        let config = state.config.clone();
+        // Validate the whole set first: nothing is written unless all of it is valid.
+        let mut headers = Vec::new();
+        let mut position = 0usize;
+        while position < records.len() {
+            let header = BatchHeader::parse(&records[position..])?;
+            let end = position
+                .checked_add(header.size)
+                .filter(|e| *e <= records.len())
+                .ok_or(BatchError::Truncated(records.len() - position))?;
+            let header = batch::validate(&records[position..end])?;
+            if header.size > config.max_message_bytes.max(0) as usize {
+                return Err(AppendError::TooLarge {
+                    size: header.size,
+                    max: config.max_message_bytes,
+                });
+            }
+            if header.is_control() {
+                return Err(AppendError::ControlBatch);
+            }
+            if header.is_transactional() {
+                return Err(AppendError::Transactional);
+            }
+            headers.push((header, position));
+            position = end;
+        }
+        if headers.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        if headers.len() == 1 {
+            if let SequenceCheck::Duplicate { first_offset, .. } =
+                state.producers.check(&headers[0].0)?
+            {
+                return Ok((
+                    AppendInfo {
+                        base_offset: first_offset,
+                        next_offset: state.log_end_offset,
+                        log_start_offset: state.log_start_offset,
+                        duplicate: true,
+                    },
+                    false,
+                ));
+            }
+        } else {
+            let mut scratch = state.producers.clone();
+            for (header, _) in &headers {
+                if scratch.check(header)? == SequenceCheck::Append {
+                    scratch.record(header);
+                }
+            }
+        }
+        let base_offset = state.log_end_offset;
+        let mut buf = BytesMut::from(records);
+        for (header, position) in &mut headers {
+            let slice = &mut buf[*position..*position + header.size];
+            header.base_offset = state.log_end_offset;
+            batch::set_base_offset(slice, header.base_offset);
+            batch::set_partition_leader_epoch(slice, 0);
+            state.log_end_offset = header.last_offset() + 1;
+        }
+        for (header, position) in &headers {
+            self.maybe_roll(&mut state, header, now_ms)?;
+            let interval = config.index_interval_bytes;
+            let active = state
+                .segments
+                .values_mut()
+                .next_back()
+                .ok_or_else(|| io::Error::other("partition has no segment"))?;
+            active.append(header, &buf[*position..*position + header.size], interval)?;
+            state.producers.record(header);
+            state.messages_since_flush += i64::from(header.record_count);
+        }
+        debug_assert!(state.log_start_offset <= state.log_end_offset);
+        let flush_due = state.messages_since_flush >= config.flush_messages;
+        let info = AppendInfo {
+            base_offset,
+            next_offset: state.log_end_offset,
+            log_start_offset: state.log_start_offset,
+            duplicate: false,
+        };
+        drop(state);
+        self.appended.send_replace(info.next_offset);
+        Ok((info, flush_due))
+    }
+
+    fn maybe_roll(&self, state: &mut LogState, next: &BatchHeader, now_ms: i64) -> io::Result<()> {
+        let config = state.config.clone();
+        let Some(active) = state.segments.values().next_back() else {
+            return Ok(());
+        };
+        let full = active.size + next.size as u64 > config.segment_bytes;
+        let old = now_ms - active.created_ms >= config.segment_ms;
+        let offset_overflow = next.last_offset() - active.base_offset > i64::from(i32::MAX);
+        if active.is_empty() || !(full || old || offset_overflow) {
+            return Ok(());
+        }
+        let rolled = active.log_file();
+        let segment = Segment::create(&self.dir, next.base_offset, now_ms)?;
+        state.unflushed_files.push(rolled);
+        state.dir_needs_sync = true;
+        state.segments.insert(next.base_offset, segment);
+        Ok(())
+    }
+
+    /// The bytes a fetch at `offset` may read, up to the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<Bytes>, ReadError> {
+        let slices = {
+            let state = self.lock();
+            if offset < state.log_start_offset || offset > state.log_end_offset {
+                return Err(ReadError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: state.log_start_offset,
+                    log_end_offset: state.log_end_offset,
+                });
+            }
+            if offset == state.log_end_offset {
+                return Ok(None);
+            }
+            // The segment holding `offset`, and the following ones in case it ends early.
+            let first = state
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map_or(state.log_start_offset, |(b, _)| *b);
+            state
+                .segments
+                .range(first..)
+                .take(2)
+                .map(|(_, s)| SegmentSlice {
+                    file: s.log_file(),
+                    start: if s.base_offset == first {
+                        s.position_for(offset)
+                    } else {
+                        0
+                    },
+                    end: s.size,
+                })
+                .collect::<Vec<_>>()
+        };
+        for slice in slices {
+            if let Some(bytes) = slice.read_batches(offset, max_bytes)? {
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets by timestamp: the first offset whose record timestamp is at least
+    /// `timestamp`, with that record's timestamp; `None` if there is none.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ReadError> {
+        let slices: Vec<SegmentSlice> = {
+            let state = self.lock();
+            state
+                .segments
+                .values()
+                .filter(|s| s.max_timestamp >= timestamp)
+                .map(|s| SegmentSlice {
+                    file: s.log_file(),
+                    start: s.position_for_timestamp(timestamp),
+                    end: s.size,
+                })
+                .collect()
+        };
+        let log_start_offset = self.offsets().log_start_offset;
+        for slice in slices {
+            let mut found = None;
+            slice.scan_headers(|header, position| {
+                if header.max_timestamp < timestamp || header.last_offset() < log_start_offset {
+                    return Ok(true);
+                }
+                let whole = super::segment::read_at(&slice.file, position, header.size)?;
+                found = first_record_at_or_after(whole.freeze(), timestamp, log_start_offset).or(
+                    Some((
+                        header.base_offset.max(log_start_offset),
+                        header.max_timestamp,
+                    )),
+                );
+                Ok(false)
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (KIP-734): the offset of the record with the largest
+    /// timestamp, the earliest such if several share it.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, ReadError> {
+        let max_timestamp = self.lock().segments.values().map(|s| s.max_timestamp).max();
+        match max_timestamp {
+            Some(t) if t >= 0 => self.offset_for_timestamp(t),
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes whole segments past `retention_ms` (by their largest timestamp) or beyond
+    /// `retention_bytes`, never the active one, and advances the log start offset.
+    pub fn apply_retention(&self, now_ms: i64) -> io::Result<usize> {
+        let doomed: Vec<Segment> = {
+            let mut state = self.lock();
+            let config = state.config.clone();
+            let mut total: i64 = state.segments.values().map(|s| s.size as i64).sum();
+            let mut doomed_bases = Vec::new();
+            let count = state.segments.len();
+            for (i, segment) in state.segments.values().enumerate() {
+                if i + 1 == count {
+                    break;
+                }
+                let newest = if segment.max_timestamp >= 0 {
+                    segment.max_timestamp
+                } else {
+                    segment.created_ms
+                };
+                let expired = config.retention_ms >= 0 && now_ms - newest > config.retention_ms;
+                let too_big = config.retention_bytes >= 0
+                    && total - segment.size as i64 >= config.retention_bytes;
+                if !(expired || too_big) {
+                    break;
+                }
+                total -= segment.size as i64;
+                doomed_bases.push(segment.base_offset);
+            }
+            let doomed: Vec<Segment> = doomed_bases
+                .iter()
+                .filter_map(|b| state.segments.remove(b))
+                .collect();
+            if let Some(first) = state.segments.keys().next().copied() {
+                state.log_start_offset = state.log_start_offset.max(first);
+            }
+            doomed
+        };
+        for segment in &doomed {
+            segment.delete_files()?;
+        }
+        if !doomed.is_empty() {
+            tracing::info!(
+                partition = %self.topic_partition,
+                segments = doomed.len(),
+                log_start_offset = self.offsets().log_start_offset,
+                "retention deleted segments"
+            );
+        }
+        Ok(doomed.len())
+    }
+
+    /// What must be synced to make everything appended so far durable; `None` if it already is.
+    pub fn flush_work(&self) -> Option<FlushWork> {
+        let mut state = self.lock();
+        if state.flushed_offset >= state.log_end_offset && !state.dir_needs_sync {
+            return None;
+        }
+        let mut files = std::mem::take(&mut state.unflushed_files);
+        if let Some(active) = state.segments.values().next_back() {
+            files.push(active.log_file());
+        }
+        let dir = std::mem::take(&mut state.dir_needs_sync).then(|| self.dir.clone());
+        state.messages_since_flush = 0;
+        Some(FlushWork {
+            files,
+            dir,
+            up_to: state.log_end_offset,
+        })
+    }
+
+    pub fn mark_flushed(&self, up_to: i64) {
+        let mut state = self.lock();
+        state.flushed_offset = state.flushed_offset.max(up_to);
+    }
+
+    pub fn flushed_offset(&self) -> i64 {
+        self.lock().flushed_offset
+    }
+
+    /// Marks the log deleted: appends from late requests fail, waiting fetches wake up.
+    pub fn mark_deleted(&self) {
+        self.lock().deleted = true;
+        self.appended.send_modify(|_| {});
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.lock().deleted
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+}
+
+/// Decodes one stored batch (decompressing if needed) to find the first record with a
+/// timestamp at least `timestamp`. ListOffsets is not the hot path, so this is allowed here.
+fn first_record_at_or_after(
+    batch: Bytes,
+    timestamp: i64,
+    log_start_offset: i64,
+) -> Option<(i64, i64)> {
+    let mut buf = batch;
+    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records
+        .iter()
+        .find(|r| r.timestamp >= timestamp && r.offset >= log_start_offset)
+        .map(|r| (r.offset, r.timestamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::encode_batch;
+    use kafka_protocol::records::Compression;
+
+    fn config() -> Arc<LogConfig> {
+        Arc::new(LogConfig {
+            segment_bytes: 400,
+            segment_ms: i64::MAX,
+            retention_ms: 10_000,
+            retention_bytes: -1,
+            index_interval_bytes: 100,
+            flush_messages: i64::MAX,
+            max_message_bytes: 1 << 20,
+            fsync_acks_all: true,
+        })
+    }
+
+    #[test]
+    fn append_read_roll_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0).unwrap();
+        let mut next = 0;
+        for i in 0..50 {
+            let value = format!("value-{i}");
+            let batch = encode_batch(&[value.as_bytes(), b"second"], Compression::None);
+            let (info, _) = log.append(&batch, 1_000).unwrap();
+            assert_eq!(info.base_offset, next);
+            next = info.next_offset;
+        }
+        assert_eq!(next, 100);
+        assert!(log.segment_count() > 3);
+        for offset in [0, 1, 37, 98, 99] {
+            let bytes = log.read(offset, 1).unwrap().unwrap();
+            let header = BatchHeader::parse(&bytes).unwrap();
+            assert!(header.base_offset <= offset && offset <= header.last_offset());
+            assert_eq!(header.size, bytes.len());
+        }
+        assert!(log.read(100, 1000).unwrap().is_none());
+        assert!(matches!(
+            log.read(101, 1000),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+        let all = log.read(0, 1 << 20).unwrap().unwrap();
+        assert!(batch::headers(&all).count() >= 2);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0).unwrap();
+        assert_eq!(log.offsets().high_watermark, 100);
+    }
+
+    #[test]
+    fn torn_tail_is_truncated_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0).unwrap();
+        for _ in 0..3 {
+            log.append(&encode_batch(&[b"abc"], Compression::None), 0)
+                .unwrap();
+        }
+        drop(log);
+        let path = dir
+            .path()
+            .join(format!("{}.log", super::super::segment::file_stem(0)));
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len - 5).unwrap();
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0).unwrap();
+        assert_eq!(log.offsets().high_watermark, 2);
+        let (info, _) = log
+            .append(&encode_batch(&[b"new"], Compression::None), 0)
+            .unwrap();
+        assert_eq!(info.base_offset, 2);
+    }
+
+    #[test]
+    fn retention_moves_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log =
+            PartitionLog::open(dir.path(), TopicPartition::new("t", 0), config(), 0, 0).unwrap();
+        for _ in 0..40 {
+            log.append(&encode_batch(&[b"0123456789"], Compression::None), 0)
+                .unwrap();
+        }
+        let segments = log.segment_count();
+        assert!(segments > 2);
+        assert_eq!(log.apply_retention(5_000).unwrap(), 0);
+        let deleted = log.apply_retention(100_000).unwrap();
+        assert_eq!(deleted, segments - 1);
+        assert!(log.offsets().log_start_offset > 0);
+        assert!(matches!(
+            log.read(0, 100),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn timestamp_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let log =
+            PartitionLog::open(dir.path(), TopicPartition::new("t", 0), config(), 0, 0).unwrap();
+        for _ in 0..10 {
+            // records with timestamps 1000, 1001, 1002
+            log.append(&encode_batch(&[b"a", b"b", b"c"], Compression::Gzip), 0)
+                .unwrap();
+        }
+        assert_eq!(log.offset_for_timestamp(1001).unwrap(), Some((1, 1001)));
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
+        assert_eq!(log.offset_for_timestamp(5000).unwrap(), None);
+        assert_eq!(log.max_timestamp_offset().unwrap(), Some((2, 1002)));
+    }
+}

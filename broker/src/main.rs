@@ -1,0 +1,80 @@
+//! The `strom` binary: zero-config start, or Kafka-style configuration.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use strom::{BrokerConfig, Properties};
+
+/// A Kafka-wire-protocol-compatible broker.
+#[derive(Debug, Parser)]
+#[command(name = "strom", version)]
+struct Args {
+    /// A server.properties-style file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The same, given positionally as `kafka-server-start.sh server.properties` takes it.
+    #[arg(value_name = "FILE", conflicts_with = "config")]
+    config_file: Option<PathBuf>,
+    /// Sets one property, e.g. `--override log.dirs=/var/lib/strom`. Repeatable.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    match start(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: Args) -> anyhow::Result<()> {
+    let mut props = Properties::default();
+    if let Some(path) = args.config.or(args.config_file) {
+        props.load_file(&path)?;
+    }
+    props.load_env(std::env::vars());
+    for text in &args.overrides {
+        props.apply_override(text)?;
+    }
+    let config = BrokerConfig::from_properties(&props)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom")
+        .build()?;
+    runtime.block_on(strom::run(config, shutdown_signal()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

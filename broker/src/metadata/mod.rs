@@ -1,0 +1,313 @@
+//! Cluster metadata: this broker, its topics (name, stable id, partition count, config
+//! overrides) and the producer-id block. Single node: persisted as one small JSON document
+//! written atomically; handlers read an immutable snapshot (`MetadataImage`).
+//!
+//! Must not depend on `server`, `api` or `kafka_protocol::messages`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::log::write_atomically;
+
+const METADATA_FILE: &str = "strom-metadata.json";
+const META_PROPERTIES: &str = "meta.properties";
+/// Kafka's limit on topic name length.
+pub const MAX_TOPIC_NAME_LENGTH: usize = 249;
+/// A ceiling on partitions per topic, so one request cannot exhaust file handles.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error("invalid number of partitions {0}")]
+    InvalidPartitions(i32),
+    #[error("invalid replication factor {0}: this cluster has one broker")]
+    InvalidReplicationFactor(i16),
+    #[error("invalid config {key}={value}: {reason}")]
+    InvalidConfig {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("metadata storage error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata file is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicRecord {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct MetadataFile {
+    version: u32,
+    topics: Vec<TopicRecord>,
+    producer_id_block_end: i64,
+}
+
+/// An immutable view of the metadata at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataImage {
+    pub topics: BTreeMap<String, Arc<TopicRecord>>,
+    pub topic_names_by_id: HashMap<Uuid, String>,
+    pub producer_id_block_end: i64,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicRecord>> {
+        self.topics.get(name)
+    }
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicRecord>> {
+        self.topic_names_by_id
+            .get(id)
+            .and_then(|name| self.topics.get(name))
+    }
+    fn to_file(&self) -> MetadataFile {
+        MetadataFile {
+            version: 1,
+            topics: self.topics.values().map(|t| (**t).clone()).collect(),
+            producer_id_block_end: self.producer_id_block_end,
+        }
+    }
+    fn from_file(file: MetadataFile) -> MetadataImage {
+        let mut image = MetadataImage {
+            producer_id_block_end: file.producer_id_block_end,
+            ..MetadataImage::default()
+        };
+        for topic in file.topics {
+            image.topic_names_by_id.insert(topic.id, topic.name.clone());
+            image.topics.insert(topic.name.clone(), Arc::new(topic));
+        }
+        image
+    }
+}
+
+/// Kafka's topic name rules (`Topic.validate`): 1..=249 characters of `[a-zA-Z0-9._-]`,
+/// not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    let invalid = |reason| MetadataError::InvalidTopicName {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(invalid("topic name is empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid("topic name cannot be '.' or '..'"));
+    }
+    if name.len() > MAX_TOPIC_NAME_LENGTH {
+        return Err(invalid("topic name is longer than 249 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(invalid(
+            "topic name contains characters other than ASCII alphanumerics, '.', '_' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct MetadataStore {
+    path: PathBuf,
+    image: RwLock<Arc<MetadataImage>>,
+    /// Serialises writers so each change is persisted before the next one starts.
+    write_lock: Mutex<()>,
+    pub cluster_id: String,
+    pub node_id: i32,
+}
+
+impl MetadataStore {
+    /// Loads the metadata from `log_dir`, creating `meta.properties` (cluster id, node id) on
+    /// first start.
+    pub fn open(log_dir: &Path, node_id: i32) -> Result<MetadataStore, MetadataError> {
+        std::fs::create_dir_all(log_dir)?;
+        let cluster_id = load_or_create_meta_properties(log_dir, node_id)?;
+        let path = log_dir.join(METADATA_FILE);
+        let image = match std::fs::read(&path) {
+            Ok(bytes) => MetadataImage::from_file(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| MetadataError::Corrupt(e.to_string()))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataImage::default(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(MetadataStore {
+            path,
+            image: RwLock::new(Arc::new(image)),
+            write_lock: Mutex::new(()),
+            cluster_id,
+            node_id,
+        })
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Applies `change` to a copy of the image, persists it, then publishes it.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut MetadataImage) -> Result<T, MetadataError>,
+    ) -> Result<T, MetadataError> {
+        let _writer = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (*self.image()).clone();
+        let result = change(&mut next)?;
+        let bytes = serde_json::to_vec_pretty(&next.to_file())
+            .map_err(|e| MetadataError::Corrupt(e.to_string()))?;
+        write_atomically(&self.path, &bytes)?;
+        *self.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(result)
+    }
+
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicRecord>, MetadataError> {
+        validate_topic_name(name)?;
+        if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(MetadataError::InvalidPartitions(partitions));
+        }
+        self.update(|image| {
+            if image.topics.contains_key(name) {
+                return Err(MetadataError::TopicExists(name.to_string()));
+            }
+            let record = Arc::new(TopicRecord {
+                name: name.to_string(),
+                id: Uuid::new_v4(),
+                partitions,
+                configs,
+            });
+            image.topic_names_by_id.insert(record.id, name.to_string());
+            image.topics.insert(name.to_string(), record.clone());
+            Ok(record)
+        })
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
+        self.update(|image| {
+            let record = image
+                .topics
+                .remove(name)
+                .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+            image.topic_names_by_id.remove(&record.id);
+            Ok(record)
+        })
+    }
+
+    /// Persists a new end for the producer-id block.
+    pub fn reserve_producer_ids(&self, block_end: i64) -> Result<(), MetadataError> {
+        self.update(|image| {
+            image.producer_id_block_end = block_end;
+            Ok(())
+        })
+    }
+}
+
+fn load_or_create_meta_properties(log_dir: &Path, node_id: i32) -> Result<String, MetadataError> {
+    let path = log_dir.join(META_PROPERTIES);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let value = |key: &str| {
+                text.lines()
+                    .filter_map(|l| l.split_once('='))
+                    .find(|(k, _)| k.trim() == key)
+                    .map(|(_, v)| v.trim().to_string())
+            };
+            let cluster_id = value("cluster.id").ok_or_else(|| {
+                MetadataError::Corrupt("meta.properties has no cluster.id".into())
+            })?;
+            if let Some(stored) = value("node.id") {
+                if stored != node_id.to_string() {
+                    return Err(MetadataError::Corrupt(format!(
+                        "meta.properties says node.id={stored} but the config says {node_id}"
+                    )));
+                }
+            }
+            Ok(cluster_id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cluster_id = new_cluster_id();
+            let text = format!(
+                "#\n#Written by strom\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
+                base64url(Uuid::new_v4().as_bytes())
+            );
+            write_atomically(&path, text.as_bytes())?;
+            Ok(cluster_id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Kafka cluster ids are a random UUID in URL-safe base64 without padding (22 characters).
+fn new_cluster_id() -> String {
+    base64url(Uuid::new_v4().as_bytes())
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a b").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn persists_topics_and_cluster_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path(), 1).unwrap();
+        assert_eq!(store.cluster_id.len(), 22);
+        let topic = store.create_topic("t", 3, BTreeMap::new()).unwrap();
+        assert!(matches!(
+            store.create_topic("t", 1, BTreeMap::new()),
+            Err(MetadataError::TopicExists(_))
+        ));
+        let reopened = MetadataStore::open(dir.path(), 1).unwrap();
+        assert_eq!(reopened.cluster_id, store.cluster_id);
+        assert_eq!(reopened.image().topic("t").unwrap().id, topic.id);
+        assert!(MetadataStore::open(dir.path(), 2).is_err());
+        reopened.delete_topic("t").unwrap();
+        assert!(reopened.image().topic_by_id(&topic.id).is_none());
+    }
+}

@@ -1,0 +1,235 @@
+//! Per-partition state of idempotent producers, mirroring Kafka's `ProducerStateManager`:
+//! for each producer id the current epoch and the metadata of its last five batches, so that a
+//! retried batch is recognised and acknowledged with its original offset instead of being
+//! written twice, and a gap in sequence numbers is refused.
+//!
+//! The state is rebuilt from the batch headers in the log when a partition is opened, so it
+//! survives restarts and crashes without a separate snapshot file.
+
+use std::collections::{HashMap, VecDeque};
+
+use thiserror::Error;
+
+use crate::log::batch::{increment_sequence, BatchHeader};
+
+/// How many batches per producer are remembered for duplicate detection (Kafka's
+/// `NUM_BATCHES_TO_RETAIN`, which is also the producer's max in-flight requests).
+pub const BATCHES_RETAINED: usize = 5;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SequenceError {
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error("producer {producer_id}: expected sequence {expected}, got {received}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        received: i32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchMetadata {
+    first_sequence: i32,
+    last_sequence: i32,
+    first_offset: i64,
+    last_offset_delta: i32,
+    max_timestamp: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMetadata>,
+}
+
+/// What the check of an incoming batch decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it.
+    Append,
+    /// Already in the log: answer with the original first offset, do not append.
+    Duplicate {
+        first_offset: i64,
+        max_timestamp: i64,
+    },
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ProducerStateManager {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateManager {
+    /// Checks a batch from the network before it is appended.
+    pub fn check(&self, batch: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        if !batch.has_producer_id() {
+            return Ok(SequenceCheck::Append);
+        }
+        let Some(entry) = self.producers.get(&batch.producer_id) else {
+            // Unknown producer: its state may have been removed with old segments (KIP-360),
+            // so any sequence is accepted, as Kafka does.
+            return Ok(SequenceCheck::Append);
+        };
+        if batch.producer_epoch < entry.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                producer_id: batch.producer_id,
+                epoch: batch.producer_epoch,
+                current: entry.epoch,
+            });
+        }
+        if batch.producer_epoch > entry.epoch {
+            if batch.base_sequence != 0 {
+                return Err(SequenceError::OutOfOrderSequence {
+                    producer_id: batch.producer_id,
+                    expected: 0,
+                    received: batch.base_sequence,
+                });
+            }
+            return Ok(SequenceCheck::Append);
+        }
+        let last_sequence = batch.last_sequence();
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_sequence == batch.base_sequence && b.last_sequence == last_sequence)
+        {
+            return Ok(SequenceCheck::Duplicate {
+                first_offset: dup.first_offset,
+                max_timestamp: dup.max_timestamp,
+            });
+        }
+        if let Some(last) = entry.batches.back() {
+            let expected = increment_sequence(last.last_sequence, 1);
+            if batch.base_sequence != expected {
+                return Err(SequenceError::OutOfOrderSequence {
+                    producer_id: batch.producer_id,
+                    expected,
+                    received: batch.base_sequence,
+                });
+            }
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records a batch that is now in the log (after `check`, or while replaying the log).
+    pub fn record(&mut self, batch: &BatchHeader) {
+        if !batch.has_producer_id() {
+            return;
+        }
+        let entry = self.producers.entry(batch.producer_id).or_default();
+        if batch.producer_epoch != entry.epoch {
+            entry.epoch = batch.producer_epoch;
+            entry.batches.clear();
+        }
+        if batch.base_sequence < 0 {
+            // Transactional markers and non-idempotent batches with a producer id carry no
+            // sequence.
+            return;
+        }
+        if entry.batches.len() == BATCHES_RETAINED {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(BatchMetadata {
+            first_sequence: batch.base_sequence,
+            last_sequence: batch.last_sequence(),
+            first_offset: batch.base_offset,
+            last_offset_delta: batch.last_offset_delta,
+            max_timestamp: batch.max_timestamp,
+        });
+    }
+
+    /// Forgets everything at or above `offset` (used when a log is truncated).
+    pub fn truncate_to(&mut self, offset: i64) {
+        for entry in self.producers.values_mut() {
+            entry
+                .batches
+                .retain(|b| b.first_offset + i64::from(b.last_offset_delta) < offset);
+        }
+    }
+
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
+        BatchHeader {
+            base_offset: offset,
+            size: 100,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 7,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            record_count: count,
+        }
+    }
+
+    #[test]
+    fn in_order_duplicates_and_gaps() {
+        let mut state = ProducerStateManager::default();
+        let first = batch(1, 0, 0, 3, 0);
+        assert_eq!(state.check(&first), Ok(SequenceCheck::Append));
+        state.record(&first);
+        let second = batch(1, 0, 3, 2, 3);
+        assert_eq!(state.check(&second), Ok(SequenceCheck::Append));
+        state.record(&second);
+        // retry of the first batch
+        assert_eq!(
+            state.check(&batch(1, 0, 0, 3, -1)),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 0,
+                max_timestamp: 7
+            })
+        );
+        // gap
+        assert!(matches!(
+            state.check(&batch(1, 0, 9, 1, -1)),
+            Err(SequenceError::OutOfOrderSequence { expected: 5, .. })
+        ));
+        // stale epoch
+        state.record(&batch(1, 2, 0, 1, 5));
+        assert!(matches!(
+            state.check(&batch(1, 1, 1, 1, -1)),
+            Err(SequenceError::InvalidProducerEpoch { .. })
+        ));
+        // new epoch must start at 0
+        assert!(state.check(&batch(1, 3, 4, 1, -1)).is_err());
+        assert_eq!(
+            state.check(&batch(1, 3, 0, 1, -1)),
+            Ok(SequenceCheck::Append)
+        );
+    }
+
+    #[test]
+    fn only_last_five_batches_are_remembered() {
+        let mut state = ProducerStateManager::default();
+        for i in 0..7 {
+            state.record(&batch(9, 0, i, 1, i64::from(i)));
+        }
+        assert!(matches!(
+            state.check(&batch(9, 0, 1, 1, -1)),
+            Err(SequenceError::OutOfOrderSequence { .. })
+        ));
+        assert!(matches!(
+            state.check(&batch(9, 0, 3, 1, -1)),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 3,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers for wire-level tests against a running strom process.
