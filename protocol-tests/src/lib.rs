@@ -1,1 +1,331 @@
-//! Helpers for wire-level tests against a running strom process.
+//! Helpers for wire-level tests: start the real `strom` binary on an ephemeral port with a
+//! fresh data directory, and talk to it with requests encoded by `kafka-protocol`.
+//!
+//! The binary is `$STROM_BIN`, or `target/debug/strom` of this workspace (built by
+//! `cargo build` before the tests run).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+pub fn strom_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("STROM_BIN") {
+        return PathBuf::from(path);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace.join("target"));
+    target.join("debug").join("strom")
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A running broker process, killed when dropped.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data: tempfile::TempDir,
+    overrides: Vec<String>,
+    log_path: PathBuf,
+}
+
+impl BrokerProcess {
+    pub fn start(overrides: &[&str]) -> BrokerProcess {
+        let data = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut broker = BrokerProcess {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log_path: data.path().join("broker.log"),
+            data,
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        };
+        broker.spawn();
+        broker
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.data.path().join("logs")
+    }
+
+    fn spawn(&mut self) {
+        // Another test may grab the same free port between our probe and the broker's bind;
+        // then the broker exits and we try another port.
+        for _ in 0..10 {
+            if self.spawn_once() {
+                return;
+            }
+            self.addr.set_port(free_port());
+        }
+        panic!("broker did not start; log:\n{}", self.log());
+    }
+
+    fn spawn_once(&mut self) -> bool {
+        let binary = strom_binary();
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo build` first or set STROM_BIN",
+            binary.display()
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("broker log file");
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0) as usize;
+        let listener = format!("PLAINTEXT://127.0.0.1:{}", self.addr.port());
+        let mut command = Command::new(binary);
+        command
+            .arg("--override")
+            .arg(format!("listeners={listener}"))
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.log_dir().display()))
+            .stdout(Stdio::null())
+            .stderr(log);
+        for o in &self.overrides {
+            command.arg("--override").arg(o);
+        }
+        let mut child = command.spawn().expect("start strom");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            let log = self.log();
+            if log
+                .get(log_start..)
+                .is_some_and(|l| l.contains("strom is ready"))
+            {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => child.try_wait().map(|s| s.is_none()).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// SIGKILL, then start again on the same port and data directory.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+
+    /// SIGTERM (clean shutdown), then start again.
+    pub fn stop_and_restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("broker did not stop on SIGTERM; log:\n{}", self.log());
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr).expect("connect")
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A blocking Kafka protocol client over one TCP connection.
+pub struct Client {
+    pub stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            next_correlation_id: 1,
+        })
+    }
+
+    /// Encodes a request (header + body) into a length-prefixed frame.
+    pub fn frame<R: Request>(&mut self, version: i16, request: &R) -> Result<(i32, Bytes)> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let api_key = ApiKey::try_from(R::KEY).map_err(|_| anyhow::anyhow!("bad key"))?;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("protocol-tests")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, api_key.request_header_version(version))?;
+        request.encode(&mut body, version)?;
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(body.len() as i32);
+        frame.put_slice(&body);
+        Ok((correlation_id, frame.freeze()))
+    }
+
+    pub fn send_frame(&mut self, frame: &[u8]) -> Result<()> {
+        self.stream.write_all(frame)?;
+        Ok(())
+    }
+
+    /// Reads one response frame, checks its correlation id, returns the body after the header.
+    pub fn read_response(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<Bytes> {
+        let mut frame = self.read_frame()?;
+        let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))?;
+        if header.correlation_id != correlation_id {
+            bail!(
+                "correlation id {} where {} was expected",
+                header.correlation_id,
+                correlation_id
+            );
+        }
+        Ok(frame)
+    }
+
+    pub fn read_frame(&mut self) -> Result<Bytes> {
+        let mut length = [0u8; 4];
+        self.stream
+            .read_exact(&mut length)
+            .context("reading response length")?;
+        let length = i32::from_be_bytes(length);
+        if !(0..=256 << 20).contains(&length) {
+            bail!("implausible response length {length}");
+        }
+        let mut body = vec![0u8; length as usize];
+        self.stream
+            .read_exact(&mut body)
+            .context("reading response body")?;
+        Ok(Bytes::from(body))
+    }
+
+    /// Sends a request and decodes its response.
+    pub fn call<R: Request>(&mut self, version: i16, request: &R) -> Result<R::Response> {
+        let (correlation_id, frame) = self.frame(version, request)?;
+        self.send_frame(&frame)?;
+        let api_key = ApiKey::try_from(R::KEY).map_err(|_| anyhow::anyhow!("bad key"))?;
+        let mut body = self.read_response(api_key, version, correlation_id)?;
+        let response = R::Response::decode(&mut body, version)?;
+        if body.has_remaining() {
+            bail!("{} bytes left after the response", body.remaining());
+        }
+        Ok(response)
+    }
+
+    /// True when the broker closed the connection (EOF or reset) within the read timeout.
+    pub fn is_closed_by_peer(&mut self) -> bool {
+        let mut buf = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => {
+                    return matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// A RecordBatch v2 with the given values, encoded by `kafka-protocol`.
+pub fn batch(
+    values: &[&[u8]],
+    producer: Option<(i64, i16, i32)>,
+    compression: Compression,
+) -> Bytes {
+    let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: if base_sequence < 0 {
+                i as i32 - 1
+            } else {
+                base_sequence + i as i32
+            },
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
+}

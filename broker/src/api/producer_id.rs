@@ -16,6 +16,18 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
         Err(e) => return Reply::Now(Err(e)),
     };
     let version = ctx.version;
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty())
+    {
+        // Kafka's TransactionCoordinator: an empty transactional id is an invalid request.
+        let response = InitProducerIdResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        return Reply::Now(encode(&response, version));
+    }
     if request.transactional_id.is_some() {
         tracing::warn!(
             connection = ctx.connection_id,
