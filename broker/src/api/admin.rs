@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{blocking, decode, encode, errors, Reply, RequestContext, RequestError};
 use crate::broker::{log_config_for, Broker};
-use crate::metadata::{validate_topic_name, MetadataError, MAX_PARTITIONS_PER_TOPIC};
+use crate::metadata::MetadataError;
 
 /// Kafka's `ConfigSource.DYNAMIC_TOPIC_CONFIG` and `DEFAULT_CONFIG`.
 const SOURCE_TOPIC: i8 = 1;
@@ -78,22 +78,16 @@ fn create_one(
                 .map(|v| (c.name.to_string(), v.to_string()))
         })
         .collect();
-    let checks = validate_topic_name(&name)
-        .and_then(|()| {
-            if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
-                Err(MetadataError::InvalidPartitions(partitions))
-            } else if replication != -1 && replication != 1 {
-                Err(MetadataError::InvalidReplicationFactor(replication))
-            } else {
-                Ok(())
-            }
+    let checks = broker
+        .metadata
+        .validate_new_topic(&name, partitions)
+        .and(match replication {
+            -1 | 1 => Ok(()),
+            other => Err(MetadataError::InvalidReplicationFactor(other)),
         })
         .and_then(|()| log_config_for(&broker.config.log, &configs).map(|_| ()));
     if let Err(e) = checks {
         return fail(&e);
-    }
-    if broker.metadata.image().topic(&name).is_some() {
-        return fail(&MetadataError::TopicExists(name));
     }
     let described = |id: Uuid| {
         result

@@ -178,16 +178,26 @@ impl MetadataStore {
         Ok(result)
     }
 
+    /// Checks a new topic's name and partition count against Kafka's rules and this
+    /// broker's limits, without creating anything.
+    pub fn validate_new_topic(&self, name: &str, partitions: i32) -> Result<(), MetadataError> {
+        validate_topic_name(name)?;
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+            return Err(MetadataError::InvalidPartitions(partitions));
+        }
+        if self.image().topics.contains_key(name) {
+            return Err(MetadataError::TopicExists(name.to_string()));
+        }
+        Ok(())
+    }
+
     pub fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicRecord>, MetadataError> {
-        validate_topic_name(name)?;
-        if partitions < 1 || partitions > MAX_PARTITIONS_PER_TOPIC {
-            return Err(MetadataError::InvalidPartitions(partitions));
-        }
+        self.validate_new_topic(name, partitions)?;
         self.update(|image| {
             if image.topics.contains_key(name) {
                 return Err(MetadataError::TopicExists(name.to_string()));
