@@ -13,11 +13,12 @@ from strom_harness import JARS_DIR, JAVA_CLASSES_DIR
 JAVA = shutil.which("java")
 
 
-@pytest.mark.skipif(JAVA is None, reason="no java on PATH")
 @pytest.mark.parametrize(
     "codec", ["none", *(pytest.param(c, marks=pytest.mark.slow) for c in ("gzip", "snappy", "lz4", "zstd"))]
 )
 def test_java_producer_defaults_and_consumer_seek(broker, topic, codec):
+    # scripts/setup-clients installs a JDK when there is none: a missing java is a failure.
+    assert JAVA is not None, "no java on PATH: run scripts/setup-clients"
     class_file = JAVA_CLASSES_DIR / "StromClientCheck.class"
     assert class_file.is_file(), f"{class_file} missing: run scripts/setup-clients"
     b = broker()
