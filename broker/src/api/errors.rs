@@ -27,6 +27,7 @@ pub fn append_error(e: &AppendError) -> ResponseError {
 pub fn read_error(e: &ReadError) -> ResponseError {
     match e {
         ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        ReadError::Deleted => ResponseError::UnknownTopicOrPartition,
         ReadError::Io(_) => ResponseError::KafkaStorageError,
     }
 }

@@ -1,5 +1,6 @@
-//! A read-only view of a RecordBatch (magic 2) header, plus the few in-place edits the broker
-//! makes on append (base offset, partition leader epoch).
+//! A read-only view of a RecordBatch (magic 2) header and its validation. The broker's only
+//! edits on append (base offset, partition leader epoch) happen as the batch is written, in
+//! `Segment::append`.
 //!
 //! Layout (KIP-98): baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 |
 //! crc u32 | attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 |
@@ -197,16 +198,6 @@ fn count_records(mut records: &[u8], expected: i32) -> Result<(), BatchError> {
     }
 }
 
-/// Writes the broker-assigned base offset into a batch's bytes.
-pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
-    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
-}
-
-/// Writes the partition leader epoch (not covered by the CRC).
-pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
-    batch[12..16].copy_from_slice(&epoch.to_be_bytes());
-}
-
 /// Iterates over the batches in a record set, yielding (header, start position) and stopping at
 /// the first incomplete or invalid header.
 pub fn headers(records: &[u8]) -> impl Iterator<Item = (BatchHeader, usize)> + '_ {
@@ -293,16 +284,6 @@ pub(crate) mod tests {
         let mut v1 = batch.clone();
         v1[16] = 1;
         assert_eq!(validate(&v1), Err(BatchError::UnsupportedMagic(1)));
-    }
-
-    #[test]
-    fn offset_assignment_keeps_crc() {
-        let mut batch = encode_batch(&[b"x", b"y"], Compression::None);
-        set_base_offset(&mut batch, 42);
-        set_partition_leader_epoch(&mut batch, 7);
-        let header = validate(&batch).unwrap();
-        assert_eq!(header.base_offset, 42);
-        assert_eq!(header.last_offset(), 43);
     }
 
     #[test]

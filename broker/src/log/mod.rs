@@ -166,9 +166,7 @@ impl LogManager {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(tp);
-        if let Some(log) = &log {
-            log.mark_deleted();
-        }
+        let segments = log.map(|log| log.mark_deleted()).unwrap_or_default();
         let dir = self.dir.join(tp.dir_name());
         if dir.exists() {
             let doomed = self.dir.join(format!(
@@ -179,6 +177,7 @@ impl LogManager {
             std::fs::rename(&dir, &doomed)?;
             std::fs::remove_dir_all(&doomed)?;
         }
+        drop(segments);
         Ok(())
     }
 

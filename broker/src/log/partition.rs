@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use thiserror::Error;
 use tokio::sync::watch;
@@ -74,6 +74,8 @@ pub enum ReadError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
+    #[error("the partition was deleted")]
+    Deleted,
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -202,6 +204,12 @@ impl PartitionLog {
             }
             segments.insert(base, segment);
         }
+        let last = segments.keys().next_back().copied();
+        for (base, segment) in segments.iter_mut() {
+            if Some(*base) != last {
+                segment.seal();
+            }
+        }
         // Drop empty non-active segments left by a crash during a roll.
         let empty: Vec<i64> = segments
             .iter()
@@ -327,23 +335,21 @@ impl PartitionLog {
             }
         }
         let base_offset = state.log_end_offset;
-        let mut buf = BytesMut::from(records);
+        let interval = config.index_interval_bytes;
         for (header, position) in &mut headers {
-            let slice = &mut buf[*position..*position + header.size];
             header.base_offset = state.log_end_offset;
-            batch::set_base_offset(slice, header.base_offset);
-            batch::set_partition_leader_epoch(slice, 0);
-            state.log_end_offset = header.last_offset() + 1;
-        }
-        for (header, position) in &headers {
             self.maybe_roll(&mut state, header, now_ms)?;
-            let interval = config.index_interval_bytes;
             let active = state
                 .segments
                 .values_mut()
                 .next_back()
                 .ok_or_else(|| io::Error::other("partition has no segment"))?;
-            active.append(header, &buf[*position..*position + header.size], interval)?;
+            active.append(
+                header,
+                &records[*position..*position + header.size],
+                interval,
+            )?;
+            state.log_end_offset = header.last_offset() + 1;
             state.producers.record(header);
             state.messages_since_flush += i64::from(header.record_count);
         }
@@ -362,7 +368,7 @@ impl PartitionLog {
 
     fn maybe_roll(&self, state: &mut LogState, next: &BatchHeader, now_ms: i64) -> io::Result<()> {
         let config = state.config.clone();
-        let Some(active) = state.segments.values().next_back() else {
+        let Some(active) = state.segments.values_mut().next_back() else {
             return Ok(());
         };
         let full = active.size + next.size as u64 > config.segment_bytes;
@@ -371,8 +377,9 @@ impl PartitionLog {
         if active.is_empty() || !(full || old || offset_overflow) {
             return Ok(());
         }
-        let rolled = active.log_file();
         let segment = Segment::create(&self.dir, next.base_offset, now_ms)?;
+        active.seal();
+        let rolled = active.log_file();
         state.unflushed_files.push(rolled);
         state.dir_needs_sync = true;
         state.segments.insert(next.base_offset, segment);
@@ -383,6 +390,9 @@ impl PartitionLog {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<Bytes>, ReadError> {
         let slices = {
             let state = self.lock();
+            if state.deleted {
+                return Err(ReadError::Deleted);
+            }
             if offset < state.log_start_offset || offset > state.log_end_offset {
                 return Err(ReadError::OffsetOutOfRange {
                     offset,
@@ -403,14 +413,12 @@ impl PartitionLog {
                 .segments
                 .range(first..)
                 .take(2)
-                .map(|(_, s)| SegmentSlice {
-                    file: s.log_file(),
-                    start: if s.base_offset == first {
+                .map(|(_, s)| {
+                    s.slice_from(if s.base_offset == first {
                         s.position_for(offset)
                     } else {
                         0
-                    },
-                    end: s.size,
+                    })
                 })
                 .collect::<Vec<_>>()
         };
@@ -431,11 +439,7 @@ impl PartitionLog {
                 .segments
                 .values()
                 .filter(|s| s.max_timestamp >= timestamp)
-                .map(|s| SegmentSlice {
-                    file: s.log_file(),
-                    start: s.position_for_timestamp(timestamp),
-                    end: s.size,
-                })
+                .map(|s| s.slice_from(s.position_for_timestamp(timestamp)))
                 .collect()
         };
         let log_start_offset = self.offsets().log_start_offset;
@@ -445,13 +449,11 @@ impl PartitionLog {
                 if header.max_timestamp < timestamp || header.last_offset() < log_start_offset {
                     return Ok(true);
                 }
-                let whole = super::segment::read_at(&slice.file, position, header.size)?;
-                found = first_record_at_or_after(whole.freeze(), timestamp, log_start_offset).or(
-                    Some((
-                        header.base_offset.max(log_start_offset),
-                        header.max_timestamp,
-                    )),
-                );
+                let whole = super::segment::read_at(&slice.reader, position, header.size)?;
+                found = first_record_at_or_after(whole, timestamp, log_start_offset).or(Some((
+                    header.base_offset.max(log_start_offset),
+                    header.max_timestamp,
+                )));
                 Ok(false)
             })?;
             if found.is_some() {
@@ -549,14 +551,17 @@ impl PartitionLog {
         self.lock().flushed_offset
     }
 
-    /// Marks the log deleted: appends from late requests fail, waiting fetches wake up.
-    pub fn mark_deleted(&self) {
-        self.lock().deleted = true;
+    /// Marks the log deleted: appends and reads from late requests fail, waiting fetches wake
+    /// up. Returns the segments so the caller drops them, and so closes their files, on a
+    /// blocking thread: the last close of a deleted file frees its blocks, which can take long.
+    pub fn mark_deleted(&self) -> Vec<Segment> {
+        let segments = {
+            let mut state = self.lock();
+            state.deleted = true;
+            std::mem::take(&mut state.segments)
+        };
         self.appended.send_modify(|_| {});
-    }
-
-    pub fn is_deleted(&self) -> bool {
-        self.lock().deleted
+        segments.into_values().collect()
     }
 
     pub fn size_bytes(&self) -> u64 {

@@ -7,12 +7,11 @@
 //! the truth; the index files are rebuilt from the `.log` whenever a segment is opened.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::txn::producer_state::ProducerStateManager;
@@ -21,20 +20,30 @@ pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
 }
 
-/// Reads exactly `len` bytes at `position`, or fewer if the file ends first.
-pub fn read_at(file: &File, position: u64, len: usize) -> io::Result<BytesMut> {
-    let mut buf = BytesMut::zeroed(len);
-    let mut filled = 0;
-    while filled < len {
-        match file.read_at(&mut buf[filled..], position + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    buf.truncate(filled);
-    Ok(buf)
+    Ok(())
+}
+
+/// A segment's read handle. Reads seek and read under its lock so that the buffer can be
+/// filled from uninitialised capacity (`read_to_end`) instead of being zeroed first.
+pub type Reader = Arc<Mutex<File>>;
+
+/// Reads exactly `len` bytes at `position`, or fewer if the file ends first.
+pub fn read_at(reader: &Reader, position: u64, len: usize) -> io::Result<Bytes> {
+    let mut file = reader.lock().unwrap_or_else(|e| e.into_inner());
+    file.seek(SeekFrom::Start(position))?;
+    let mut buf = Vec::with_capacity(len);
+    (&mut *file).take(len as u64).read_to_end(&mut buf)?;
+    Ok(Bytes::from(buf))
 }
 
 #[derive(Debug)]
@@ -45,11 +54,13 @@ pub struct Segment {
     pub max_timestamp: i64,
     pub created_ms: i64,
     log: Arc<File>,
+    reader: Reader,
     log_path: PathBuf,
     index: Vec<(u32, u32)>,
     time_index: Vec<(i64, u32)>,
-    index_file: File,
-    time_index_file: File,
+    /// Open only while the segment is active; sealed segments keep their indexes in memory.
+    index_file: Option<File>,
+    time_index_file: Option<File>,
     bytes_since_index: u64,
 }
 
@@ -61,7 +72,7 @@ pub struct Recovered {
 }
 
 impl Segment {
-    fn open_files(dir: &Path, base_offset: i64) -> io::Result<(File, PathBuf, File, File)> {
+    fn open_files(dir: &Path, base_offset: i64) -> io::Result<(File, File, PathBuf, File, File)> {
         let stem = file_stem(base_offset);
         let log_path = dir.join(format!("{stem}.log"));
         let log = OpenOptions::new()
@@ -69,6 +80,7 @@ impl Segment {
             .append(true)
             .create(true)
             .open(&log_path)?;
+        let reader = File::open(&log_path)?;
         let index_file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -79,11 +91,12 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(dir.join(format!("{stem}.timeindex")))?;
-        Ok((log, log_path, index_file, time_index_file))
+        Ok((log, reader, log_path, index_file, time_index_file))
     }
 
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let (log, log_path, index_file, time_index_file) = Self::open_files(dir, base_offset)?;
+        let (log, reader, log_path, index_file, time_index_file) =
+            Self::open_files(dir, base_offset)?;
         log.set_len(0)?;
         Ok(Segment {
             base_offset,
@@ -92,11 +105,12 @@ impl Segment {
             max_timestamp: -1,
             created_ms: now_ms,
             log: Arc::new(log),
+            reader: Arc::new(Mutex::new(reader)),
             log_path,
             index: Vec::new(),
             time_index: Vec::new(),
-            index_file,
-            time_index_file,
+            index_file: Some(index_file),
+            time_index_file: Some(time_index_file),
             bytes_since_index: 0,
         })
     }
@@ -117,7 +131,7 @@ impl Segment {
         let mut position = 0u64;
         let mut recovered = Recovered::default();
         while position < file_len {
-            let header_bytes = read_at(&segment.log, position, HEADER_BYTES)?;
+            let header_bytes = read_at(&segment.reader, position, HEADER_BYTES)?;
             let header = match BatchHeader::parse(&header_bytes) {
                 Ok(h) => h,
                 Err(_) => break,
@@ -127,7 +141,7 @@ impl Segment {
                 break;
             }
             if validate {
-                let whole = read_at(&segment.log, position, header.size)?;
+                let whole = read_at(&segment.reader, position, header.size)?;
                 if batch::validate(&whole).is_err() {
                     break;
                 }
@@ -146,7 +160,8 @@ impl Segment {
     }
 
     fn create_without_truncate(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let (log, log_path, index_file, time_index_file) = Self::open_files(dir, base_offset)?;
+        let (log, reader, log_path, index_file, time_index_file) =
+            Self::open_files(dir, base_offset)?;
         Ok(Segment {
             base_offset,
             next_offset: base_offset,
@@ -154,11 +169,12 @@ impl Segment {
             max_timestamp: -1,
             created_ms: now_ms,
             log: Arc::new(log),
+            reader: Arc::new(Mutex::new(reader)),
             log_path,
             index: Vec::new(),
             time_index: Vec::new(),
-            index_file,
-            time_index_file,
+            index_file: Some(index_file),
+            time_index_file: Some(time_index_file),
             bytes_since_index: 0,
         })
     }
@@ -176,14 +192,18 @@ impl Segment {
             let mut entry = [0u8; 8];
             entry[..4].copy_from_slice(&relative.to_be_bytes());
             entry[4..].copy_from_slice(&(position as u32).to_be_bytes());
-            self.index_file.write_all(&entry)?;
+            if let Some(file) = &mut self.index_file {
+                file.write_all(&entry)?;
+            }
             if header.max_timestamp > self.time_index.last().map_or(-1, |e| e.0) {
                 let last_relative = (header.last_offset() - self.base_offset) as u32;
                 self.time_index.push((header.max_timestamp, last_relative));
                 let mut entry = [0u8; 12];
                 entry[..8].copy_from_slice(&header.max_timestamp.to_be_bytes());
                 entry[8..].copy_from_slice(&last_relative.to_be_bytes());
-                self.time_index_file.write_all(&entry)?;
+                if let Some(file) = &mut self.time_index_file {
+                    file.write_all(&entry)?;
+                }
             }
             self.bytes_since_index = 0;
         }
@@ -194,7 +214,10 @@ impl Segment {
         Ok(())
     }
 
-    /// Appends one batch whose offsets are already assigned.
+    /// Appends one batch as the client sent it (`bytes`), with the broker-assigned
+    /// `header.base_offset` and partition leader epoch 0 written over the first 16 bytes.
+    /// Neither field is covered by the CRC. On a failed write the file is cut back, so a
+    /// partial batch never stays behind.
     pub fn append(
         &mut self,
         header: &BatchHeader,
@@ -204,9 +227,22 @@ impl Segment {
         debug_assert_eq!(header.size, bytes.len());
         debug_assert!(header.base_offset >= self.next_offset);
         let position = self.size;
-        (&*self.log).write_all(bytes)?;
+        let mut prefix = [0u8; 16];
+        prefix[..8].copy_from_slice(&header.base_offset.to_be_bytes());
+        prefix[8..12].copy_from_slice(&bytes[8..12]);
+        let mut slices = [IoSlice::new(&prefix), IoSlice::new(&bytes[16..])];
+        if let Err(e) = write_all_vectored(&self.log, &mut slices) {
+            let _ = self.log.set_len(position);
+            return Err(e);
+        }
         self.size += bytes.len() as u64;
         self.index_batch(header, position, index_interval_bytes)
+    }
+
+    /// Closes the index files of a segment that will not be appended to again.
+    pub fn seal(&mut self) {
+        self.index_file = None;
+        self.time_index_file = None;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -215,6 +251,15 @@ impl Segment {
 
     pub fn log_file(&self) -> Arc<File> {
         self.log.clone()
+    }
+
+    /// A view of the bytes from `start` to the current end, readable without the log's lock.
+    pub fn slice_from(&self, start: u64) -> SegmentSlice {
+        SegmentSlice {
+            reader: self.reader.clone(),
+            start,
+            end: self.size,
+        }
     }
 
     /// The position to start scanning from for `offset`: the last indexed batch at or below it.
@@ -257,7 +302,7 @@ impl Segment {
 /// A consistent view of a segment's bytes that can be read without holding the log's lock.
 #[derive(Debug, Clone)]
 pub struct SegmentSlice {
-    pub file: Arc<File>,
+    pub reader: Reader,
     pub start: u64,
     pub end: u64,
 }
@@ -272,7 +317,7 @@ impl SegmentSlice {
         while position < self.end {
             let remaining = (self.end - position) as usize;
             let want = remaining.min(max_bytes.saturating_add(SLACK_BYTES));
-            let buf = read_at(&self.file, position, want)?.freeze();
+            let buf = read_at(&self.reader, position, want)?;
             let mut first: Option<usize> = None;
             let mut taken_end = 0usize;
             let mut consumed = 0usize;
@@ -293,11 +338,11 @@ impl SegmentSlice {
                         if end > buf.len() {
                             // The first batch is larger than what was read: read all of it.
                             let whole = read_at(
-                                &self.file,
+                                &self.reader,
                                 position + iter_pos as u64,
                                 header.size.min((self.end - position) as usize - iter_pos),
                             )?;
-                            return Ok(Some(whole.freeze()));
+                            return Ok(Some(whole));
                         }
                         first = Some(iter_pos);
                         taken_end = end;
@@ -330,7 +375,7 @@ impl SegmentSlice {
     ) -> io::Result<()> {
         let mut position = self.start;
         while position + HEADER_BYTES as u64 <= self.end {
-            let bytes = read_at(&self.file, position, HEADER_BYTES)?;
+            let bytes = read_at(&self.reader, position, HEADER_BYTES)?;
             let Ok(header) = BatchHeader::parse(&bytes) else {
                 return Ok(());
             };

@@ -48,66 +48,95 @@ pub async fn run(
     let (queue, outgoing) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT_REQUESTS);
     let writer_task = tokio::spawn(write_responses(writer, outgoing, id));
     let max_frame = broker.config.socket_request_max_bytes;
-    loop {
+    // Whether responses still owed should be written before closing: yes after a protocol
+    // error (earlier requests were fine), no when the client is gone or the broker stops.
+    let finish_owed = loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max_frame) => frame,
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => break false,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(reason) => {
+            Ok(None) => break false,
+            Err(FrameError::Disconnected(e)) => {
+                tracing::info!(connection = id, %peer, error = %e, "client went away");
+                break false;
+            }
+            Err(FrameError::Invalid(reason)) => {
                 tracing::warn!(connection = id, %peer, reason, "closing connection");
-                break;
+                break true;
             }
         };
         match dispatch(&broker, frame, id) {
             Ok(Some(outgoing)) => {
                 if queue.send(outgoing).await.is_err() {
-                    break;
+                    break false;
                 }
             }
             Ok(None) => {}
             Err(reason) => {
                 tracing::warn!(connection = id, %peer, reason, "closing connection");
-                break;
+                break true;
             }
         }
-    }
+    };
     drop(queue);
-    // Let responses already owed be written, then close.
-    let _ = writer_task.await;
+    if finish_owed {
+        let _ = writer_task.await;
+    } else {
+        // Long polls and fsync waits for a departed client are abandoned at once, so they do
+        // not keep partitions (and their files) alive.
+        writer_task.abort();
+    }
     tracing::debug!(connection = id, %peer, "connection closed");
+}
+
+enum FrameError {
+    /// The socket failed or closed in the middle of a frame.
+    Disconnected(std::io::Error),
+    /// The bytes are not a frame this broker accepts.
+    Invalid(String),
 }
 
 /// Reads one frame. `Ok(None)` is a clean end of stream between frames.
 async fn read_frame(
     reader: &mut tokio::net::tcp::OwnedReadHalf,
     max_frame: usize,
-) -> Result<Option<Bytes>, String> {
+) -> Result<Option<Bytes>, FrameError> {
     let mut length = [0u8; 4];
     match reader.read_exact(&mut length).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(format!("read failed: {e}")),
+        Err(e) => return Err(FrameError::Disconnected(e)),
     }
     let length = i32::from_be_bytes(length);
-    let length = usize::try_from(length).map_err(|_| format!("negative frame length {length}"))?;
+    let length = usize::try_from(length)
+        .map_err(|_| FrameError::Invalid(format!("negative frame length {length}")))?;
     if length > max_frame {
-        return Err(format!(
+        return Err(FrameError::Invalid(format!(
             "frame of {length} bytes exceeds socket.request.max.bytes {max_frame}"
-        ));
+        )));
     }
     if length < FIXED_HEADER_BYTES {
-        return Err(format!(
+        return Err(FrameError::Invalid(format!(
             "frame of {length} bytes is too short for a request header"
-        ));
+        )));
     }
-    let mut frame = BytesMut::zeroed(length);
-    reader
-        .read_exact(&mut frame)
-        .await
-        .map_err(|e| format!("truncated frame: {e}"))?;
+    // Read into spare capacity: no zero-filling of a buffer about to be overwritten.
+    let mut frame = BytesMut::with_capacity(length);
+    while frame.len() < length {
+        let mut limited = (&mut *reader).take((length - frame.len()) as u64);
+        match limited.read_buf(&mut frame).await {
+            Ok(0) => {
+                return Err(FrameError::Disconnected(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("frame ended after {} of {length} bytes", frame.len()),
+                )))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(FrameError::Disconnected(e)),
+        }
+    }
     Ok(Some(frame.freeze()))
 }
 
