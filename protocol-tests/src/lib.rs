@@ -37,6 +37,7 @@ fn free_port() -> u16 {
 /// A running broker process, killed when dropped.
 pub struct BrokerProcess {
     child: Option<Child>,
+    listener_host: String,
     pub addr: SocketAddr,
     pub data: tempfile::TempDir,
     overrides: Vec<String>,
@@ -45,10 +46,17 @@ pub struct BrokerProcess {
 
 impl BrokerProcess {
     pub fn start(overrides: &[&str]) -> BrokerProcess {
+        Self::start_listening_on("127.0.0.1", overrides)
+    }
+
+    /// Starts with `listeners=PLAINTEXT://<host>:<free port>`; an empty host means every
+    /// interface, as in Kafka's default `PLAINTEXT://:9092`.
+    pub fn start_listening_on(host: &str, overrides: &[&str]) -> BrokerProcess {
         let data = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut broker = BrokerProcess {
             child: None,
+            listener_host: host.to_string(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log_path: data.path().join("broker.log"),
             data,
@@ -87,7 +95,7 @@ impl BrokerProcess {
             .open(&self.log_path)
             .expect("broker log file");
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0) as usize;
-        let listener = format!("PLAINTEXT://127.0.0.1:{}", self.addr.port());
+        let listener = format!("PLAINTEXT://{}:{}", self.listener_host, self.addr.port());
         let mut command = Command::new(binary);
         command
             .arg("--override")
@@ -143,11 +151,12 @@ impl BrokerProcess {
 
     /// SIGTERM (clean shutdown), then start again.
     pub fn stop_and_restart(&mut self) {
-        self.stop();
+        let _ = self.stop();
         self.spawn();
     }
 
-    pub fn stop(&mut self) {
+    /// SIGTERM, waiting for the process to exit; returns its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -155,8 +164,8 @@ impl BrokerProcess {
                 .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(status);
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -164,6 +173,7 @@ impl BrokerProcess {
             let _ = child.wait();
             panic!("broker did not stop on SIGTERM; log:\n{}", self.log());
         }
+        None
     }
 
     pub fn client(&self) -> Client {
