@@ -92,10 +92,6 @@ impl LogManager {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn flusher(&self) -> &Flusher {
         &self.flusher
     }

@@ -250,10 +250,6 @@ impl PartitionLog {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn offsets(&self) -> Offsets {
         let state = self.lock();
         Offsets {
@@ -562,10 +558,6 @@ impl PartitionLog {
         };
         self.appended.send_modify(|_| {});
         segments.into_values().collect()
-    }
-
-    pub fn size_bytes(&self) -> u64 {
-        self.lock().segments.values().map(|s| s.size).sum()
     }
 
     pub fn segment_count(&self) -> usize {

@@ -142,19 +142,6 @@ impl ProducerStateManager {
             max_timestamp: batch.max_timestamp,
         });
     }
-
-    /// Forgets everything at or above `offset` (used when a log is truncated).
-    pub fn truncate_to(&mut self, offset: i64) {
-        for entry in self.producers.values_mut() {
-            entry
-                .batches
-                .retain(|b| b.first_offset + i64::from(b.last_offset_delta) < offset);
-        }
-    }
-
-    pub fn producer_count(&self) -> usize {
-        self.producers.len()
-    }
 }
 
 #[cfg(test)]
