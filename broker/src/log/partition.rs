@@ -201,6 +201,14 @@ impl PartitionLog {
                     tracing::warn!(%topic_partition, base, "segment overlaps the next one");
                     truncated = true;
                 }
+                // A segment is only rolled once it holds data, so an empty one before another
+                // lost its data in a crash; later offsets would leave a gap, so the log ends
+                // here. (acks=-1 data is never among them: the flusher syncs rolled segments
+                // before the active one.)
+                if segment.is_empty() {
+                    tracing::warn!(%topic_partition, base, "empty segment before another: log ends here");
+                    truncated = true;
+                }
             }
             segments.insert(base, segment);
         }
@@ -210,22 +218,10 @@ impl PartitionLog {
                 segment.seal();
             }
         }
-        // Drop empty non-active segments left by a crash during a roll.
-        let empty: Vec<i64> = segments
-            .iter()
-            .rev()
-            .skip(1)
-            .filter(|(_, s)| s.is_empty())
-            .map(|(b, _)| *b)
-            .collect();
-        for base in empty {
-            if let Some(segment) = segments.remove(&base) {
-                segment.delete_files()?;
-            }
-        }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now_ms)?);
         }
+        debug_assert!(segments.values().rev().skip(1).all(|s| !s.is_empty()));
         let log_start_offset = segments.keys().next().copied().unwrap_or(0);
         let log_end_offset = segments
             .values()
@@ -654,6 +650,30 @@ mod tests {
             .append(&encode_batch(&[b"new"], Compression::None), 0)
             .unwrap();
         assert_eq!(info.base_offset, 2);
+    }
+
+    #[test]
+    fn an_empty_segment_before_another_ends_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0).unwrap();
+        for _ in 0..30 {
+            log.append(&encode_batch(&[b"0123456789"], Compression::None), 0)
+                .unwrap();
+        }
+        let bases: Vec<i64> = log.lock().segments.keys().copied().collect();
+        assert!(bases.len() >= 3);
+        drop(log);
+        // A crash lost the second segment's data but not the later files.
+        let stem = super::super::segment::file_stem(bases[1]);
+        std::fs::File::create(dir.path().join(format!("{stem}.log"))).unwrap();
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0).unwrap();
+        assert_eq!(log.offsets().high_watermark, bases[1]);
+        assert_eq!(log.segment_count(), 2);
+        let (info, _) = log
+            .append(&encode_batch(&[b"next"], Compression::None), 0)
+            .unwrap();
+        assert_eq!(info.base_offset, bases[1], "offsets stay dense");
     }
 
     #[test]
