@@ -49,11 +49,30 @@ fn start(args: Args) -> anyhow::Result<()> {
         props.apply_override(text)?;
     }
     let config = BrokerConfig::from_properties(&props)?;
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strom")
         .build()?;
     runtime.block_on(strom::run(config, shutdown_signal()))
+}
+
+/// Every segment keeps files open, so many partitions need many descriptors: raise the soft
+/// limit to the hard one, as Kafka's docs ask operators to do by hand.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(open_files = ?limit.maximum, "raised the open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 }
 
 async fn shutdown_signal() {
