@@ -4,11 +4,8 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use strom::config::LogConfig;
 use strom::log::{batch, PartitionLog, TopicPartition};
 
@@ -16,34 +13,11 @@ const RECORDS_PER_BATCH: usize = 10;
 const VALUE_BYTES: usize = 1024;
 
 fn sample_batch() -> Vec<u8> {
-    let records: Vec<Record> = (0..RECORDS_PER_BATCH)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(vec![b'x'; VALUE_BYTES].into()),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode");
-    buf.to_vec()
+    let value = vec![b'x'; VALUE_BYTES];
+    let values = vec![value.as_slice(); RECORDS_PER_BATCH];
+    strom::test_support::record_batch(&values, 1_700_000_000_000, None, Compression::None)
+        .expect("encode")
+        .to_vec()
 }
 
 fn config() -> Arc<LogConfig> {

@@ -402,9 +402,11 @@ impl BrokerConfig {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn defaults_are_kafkas() {
-        let config = BrokerConfig::from_properties(&Properties::default()).unwrap();
+    fn defaults_are_kafkas() -> TestResult {
+        let config = BrokerConfig::from_properties(&Properties::default())?;
         assert_eq!(config.listeners[0].port, 9092);
         assert_eq!(config.listeners[0].host, "");
         assert_eq!(config.advertised().host, "localhost");
@@ -412,10 +414,11 @@ mod tests {
         assert!(config.auto_create_topics_enable);
         assert_eq!(config.log.retention_ms, 168 * 3_600_000);
         assert_eq!(config.socket_request_max_bytes, 104_857_600);
+        Ok(())
     }
 
     #[test]
-    fn env_maps_like_kafka_docker() {
+    fn env_maps_like_kafka_docker() -> TestResult {
         let mut props = Properties::default();
         props.load_env([
             ("KAFKA_LOG_DIRS".to_string(), "/x".to_string()),
@@ -427,26 +430,29 @@ mod tests {
         assert_eq!(props.get("heap.opts"), None);
         assert_eq!(props.get("some_underscore"), Some("1"));
         assert_eq!(props.get("some-dash"), Some("2"));
+        Ok(())
     }
 
     #[test]
-    fn retention_precedence_and_unknown_keys() {
+    fn retention_precedence_and_unknown_keys() -> TestResult {
         let mut props = Properties::default();
         props.set("log.retention.minutes", "2");
         props.set("log.retention.ms", "5");
         props.set("made.up.key", "x");
-        let config = BrokerConfig::from_properties(&props).unwrap();
+        let config = BrokerConfig::from_properties(&props)?;
         assert_eq!(config.log.retention_ms, 5);
         assert_eq!(config.unknown, vec!["made.up.key".to_string()]);
+        Ok(())
     }
 
     #[test]
-    fn bad_values_are_errors() {
+    fn bad_values_are_errors() -> TestResult {
         let mut props = Properties::default();
         props.set("num.partitions", "zero");
         assert!(BrokerConfig::from_properties(&props).is_err());
         let mut props = Properties::default();
         props.set("listeners", "nonsense");
         assert!(BrokerConfig::from_properties(&props).is_err());
+        Ok(())
     }
 }

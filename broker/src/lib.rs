@@ -10,6 +10,7 @@ pub mod config;
 pub mod log;
 pub mod metadata;
 pub mod server;
+pub mod test_support;
 pub mod txn;
 
 use std::sync::Arc;

@@ -14,9 +14,7 @@ use anyhow::{bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 pub fn strom_binary() -> PathBuf {
     if let Ok(path) = std::env::var("STROM_BIN") {
@@ -297,45 +295,12 @@ impl Client {
     }
 }
 
-/// A RecordBatch v2 with the given values, encoded by `kafka-protocol`.
+/// A RecordBatch v2 with the given values, as a producer would send it.
 pub fn batch(
     values: &[&[u8]],
     producer: Option<(i64, i16, i32)>,
     compression: Compression,
 ) -> Bytes {
-    let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if base_sequence < 0 {
-                i as i32 - 1
-            } else {
-                base_sequence + i as i32
-            },
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    strom::test_support::record_batch(values, 1_700_000_000_000, producer, compression)
+        .expect("encode batch")
 }

@@ -216,62 +216,31 @@ pub fn headers(records: &[u8]) -> impl Iterator<Item = (BatchHeader, usize)> + '
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
 
-    pub fn encode_batch(values: &[&[u8]], compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Record {
-                transactional: false,
-                delete_horizon: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: 1_000 + i as i64,
-                key: None,
-                value: Some(bytes::Bytes::copy_from_slice(v)),
-                headers: [(StrBytes::from_static_str("h"), None)]
-                    .into_iter()
-                    .collect(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        buf.to_vec()
+    pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A batch of `values` with timestamps 1000, 1001, ...
+    pub fn encode_batch(values: &[&[u8]], compression: Compression) -> anyhow::Result<Vec<u8>> {
+        Ok(crate::test_support::record_batch(values, 1_000, None, compression)?.to_vec())
     }
 
     #[test]
-    fn validates_encoded_batches() {
+    fn validates_encoded_batches() -> TestResult {
         for compression in [Compression::None, Compression::Gzip, Compression::Lz4] {
-            let batch = encode_batch(&[b"a", b"bc", b"def"], compression);
-            let header = validate(&batch).unwrap();
+            let batch = encode_batch(&[b"a", b"bc", b"def"], compression)?;
+            let header = validate(&batch)?;
             assert_eq!(header.record_count, 3);
             assert_eq!(header.last_offset_delta, 2);
             assert_eq!(header.size, batch.len());
             assert_eq!(header.max_timestamp, 1_002);
         }
+        Ok(())
     }
 
     #[test]
-    fn detects_corruption() {
-        let batch = encode_batch(&[b"hello"], Compression::None);
+    fn detects_corruption() -> TestResult {
+        let batch = encode_batch(&[b"hello"], Compression::None)?;
         let mut bad = batch.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
@@ -284,19 +253,21 @@ pub(crate) mod tests {
         let mut v1 = batch.clone();
         v1[16] = 1;
         assert_eq!(validate(&v1), Err(BatchError::UnsupportedMagic(1)));
+        Ok(())
     }
 
     #[test]
-    fn sequence_wraps() {
+    fn sequence_wraps() -> TestResult {
         assert_eq!(increment_sequence(i32::MAX, 1), 0);
         assert_eq!(increment_sequence(5, 3), 8);
+        Ok(())
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic() {
+    fn arbitrary_bytes_never_panic() -> TestResult {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let good = encode_batch(&[b"abc", b"de"], Compression::None);
+        let good = encode_batch(&[b"abc", b"de"], Compression::None)?;
         for _ in 0..20_000 {
             let mut bytes = good.clone();
             let flips = rng.gen_range(1..4);
@@ -308,5 +279,6 @@ pub(crate) mod tests {
             let _ = validate(&bytes[..cut]);
             let _ = headers(&bytes[..cut]).count();
         }
+        Ok(())
     }
 }

@@ -579,6 +579,8 @@ fn first_record_at_or_after(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use crate::log::batch::tests::encode_batch;
     use kafka_protocol::records::Compression;
 
@@ -596,128 +598,123 @@ mod tests {
     }
 
     #[test]
-    fn append_read_roll_recover() {
-        let dir = tempfile::tempdir().unwrap();
+    fn append_read_roll_recover() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let tp = TopicPartition::new("t", 0);
-        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0).unwrap();
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
         let mut next = 0;
         for i in 0..50 {
             let value = format!("value-{i}");
-            let batch = encode_batch(&[value.as_bytes(), b"second"], Compression::None);
-            let (info, _) = log.append(&batch, 1_000).unwrap();
+            let batch = encode_batch(&[value.as_bytes(), b"second"], Compression::None)?;
+            let (info, _) = log.append(&batch, 1_000)?;
             assert_eq!(info.base_offset, next);
             next = info.next_offset;
         }
         assert_eq!(next, 100);
         assert!(log.segment_count() > 3);
         for offset in [0, 1, 37, 98, 99] {
-            let bytes = log.read(offset, 1).unwrap().unwrap();
-            let header = BatchHeader::parse(&bytes).unwrap();
+            let bytes = log.read(offset, 1)?.ok_or("no data")?;
+            let header = BatchHeader::parse(&bytes)?;
             assert!(header.base_offset <= offset && offset <= header.last_offset());
             assert_eq!(header.size, bytes.len());
         }
-        assert!(log.read(100, 1000).unwrap().is_none());
+        assert!(log.read(100, 1000)?.is_none());
         assert!(matches!(
             log.read(101, 1000),
             Err(ReadError::OffsetOutOfRange { .. })
         ));
-        let all = log.read(0, 1 << 20).unwrap().unwrap();
+        let all = log.read(0, 1 << 20)?.ok_or("no data")?;
         assert!(batch::headers(&all).count() >= 2);
         drop(log);
-        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0).unwrap();
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
         assert_eq!(log.offsets().high_watermark, 100);
+        Ok(())
     }
 
     #[test]
-    fn torn_tail_is_truncated_at_open() {
-        let dir = tempfile::tempdir().unwrap();
+    fn torn_tail_is_truncated_at_open() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let tp = TopicPartition::new("t", 0);
-        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0).unwrap();
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
         for _ in 0..3 {
-            log.append(&encode_batch(&[b"abc"], Compression::None), 0)
-                .unwrap();
+            log.append(&encode_batch(&[b"abc"], Compression::None)?, 0)?;
         }
         drop(log);
         let path = dir
             .path()
             .join(format!("{}.log", super::super::segment::file_stem(0)));
-        let len = std::fs::metadata(&path).unwrap().len();
-        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        file.set_len(len - 5).unwrap();
-        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0).unwrap();
+        let len = std::fs::metadata(&path)?.len();
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        file.set_len(len - 5)?;
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
         assert_eq!(log.offsets().high_watermark, 2);
-        let (info, _) = log
-            .append(&encode_batch(&[b"new"], Compression::None), 0)
-            .unwrap();
+        let (info, _) = log.append(&encode_batch(&[b"new"], Compression::None)?, 0)?;
         assert_eq!(info.base_offset, 2);
+        Ok(())
     }
 
     #[test]
-    fn an_empty_segment_before_another_ends_the_log() {
-        let dir = tempfile::tempdir().unwrap();
+    fn an_empty_segment_before_another_ends_the_log() -> TestResult {
+        let dir = tempfile::tempdir()?;
         let tp = TopicPartition::new("t", 0);
-        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0).unwrap();
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
         for _ in 0..30 {
-            log.append(&encode_batch(&[b"0123456789"], Compression::None), 0)
-                .unwrap();
+            log.append(&encode_batch(&[b"0123456789"], Compression::None)?, 0)?;
         }
         let bases: Vec<i64> = log.lock().segments.keys().copied().collect();
         assert!(bases.len() >= 3);
         drop(log);
         // A crash lost the second segment's data but not the later files.
         let stem = super::super::segment::file_stem(bases[1]);
-        std::fs::File::create(dir.path().join(format!("{stem}.log"))).unwrap();
-        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0).unwrap();
+        std::fs::File::create(dir.path().join(format!("{stem}.log")))?;
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
         assert_eq!(log.offsets().high_watermark, bases[1]);
         assert_eq!(log.segment_count(), 2);
-        let (info, _) = log
-            .append(&encode_batch(&[b"next"], Compression::None), 0)
-            .unwrap();
+        let (info, _) = log.append(&encode_batch(&[b"next"], Compression::None)?, 0)?;
         assert_eq!(info.base_offset, bases[1], "offsets stay dense");
+        Ok(())
     }
 
     #[test]
-    fn retention_moves_log_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let log =
-            PartitionLog::open(dir.path(), TopicPartition::new("t", 0), config(), 0, 0).unwrap();
+    fn retention_moves_log_start() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let log = PartitionLog::open(dir.path(), TopicPartition::new("t", 0), config(), 0, 0)?;
         for _ in 0..40 {
-            log.append(&encode_batch(&[b"0123456789"], Compression::None), 0)
-                .unwrap();
+            log.append(&encode_batch(&[b"0123456789"], Compression::None)?, 0)?;
         }
         let segments = log.segment_count();
         assert!(segments > 2);
-        assert_eq!(log.apply_retention(5_000).unwrap(), 0);
-        let deleted = log.apply_retention(100_000).unwrap();
+        assert_eq!(log.apply_retention(5_000)?, 0);
+        let deleted = log.apply_retention(100_000)?;
         assert_eq!(deleted, segments - 1);
         assert!(log.offsets().log_start_offset > 0);
         assert!(matches!(
             log.read(0, 100),
             Err(ReadError::OffsetOutOfRange { .. })
         ));
+        Ok(())
     }
 
     #[test]
-    fn timestamp_lookup() {
-        let dir = tempfile::tempdir().unwrap();
-        let log =
-            PartitionLog::open(dir.path(), TopicPartition::new("t", 0), config(), 0, 0).unwrap();
+    fn timestamp_lookup() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let log = PartitionLog::open(dir.path(), TopicPartition::new("t", 0), config(), 0, 0)?;
         for _ in 0..10 {
             // records with timestamps 1000, 1001, 1002
-            log.append(&encode_batch(&[b"a", b"b", b"c"], Compression::Gzip), 0)
-                .unwrap();
+            log.append(&encode_batch(&[b"a", b"b", b"c"], Compression::Gzip)?, 0)?;
         }
-        assert_eq!(log.offset_for_timestamp(1001).unwrap(), Some((1, 1001)));
-        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
-        assert_eq!(log.offset_for_timestamp(5000).unwrap(), None);
-        assert_eq!(log.max_timestamp_offset().unwrap(), Some((2, 1002)));
+        assert_eq!(log.offset_for_timestamp(1001)?, Some((1, 1001)));
+        assert_eq!(log.offset_for_timestamp(0)?, Some((0, 1000)));
+        assert_eq!(log.offset_for_timestamp(5000)?, None);
+        assert_eq!(log.max_timestamp_offset()?, Some((2, 1002)));
+        Ok(())
     }
 
     /// Random operation sequences against a real log, checked against a model: appends of
     /// batches with random sizes and codecs, reads at random offsets, clean reopens, and
     /// crashes that chop a random number of bytes off the newest segment.
     #[test]
-    fn random_operations_match_a_model() {
+    fn random_operations_match_a_model() -> TestResult {
         use kafka_protocol::records::RecordBatchDecoder;
         use rand::{Rng, SeedableRng};
 
@@ -730,9 +727,9 @@ mod tests {
 
         for seed in 1..=4u64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            let dir = tempfile::tempdir().unwrap();
+            let dir = tempfile::tempdir()?;
             let tp = TopicPartition::new("r", 0);
-            let mut log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0).unwrap();
+            let mut log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
             let mut model: Vec<Batch> = Vec::new();
             let mut counter = 0u64;
             for _ in 0..250 {
@@ -750,12 +747,13 @@ mod tests {
                         let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
                         let codec = [Compression::None, Compression::Gzip, Compression::Lz4]
                             [rng.gen_range(0..3)];
-                        let (info, _) = log.append(&encode_batch(&refs, codec), 0).unwrap();
+                        let (info, _) = log.append(&encode_batch(&refs, codec)?, 0)?;
                         let expected_base =
                             model.last().map_or(0, |b| b.base + b.values.len() as i64);
                         assert_eq!(info.base_offset, expected_base, "seed {seed}");
                         let state = log.lock();
-                        let (segment, active) = state.segments.iter().next_back().unwrap();
+                        let (segment, active) =
+                            state.segments.iter().next_back().ok_or("no segment")?;
                         model.push(Batch {
                             base: info.base_offset,
                             values,
@@ -767,11 +765,11 @@ mod tests {
                         let end = log.offsets().high_watermark;
                         let offset = rng.gen_range(0..=end);
                         let max_bytes = rng.gen_range(1..2000);
-                        match log.read(offset, max_bytes).unwrap() {
+                        match log.read(offset, max_bytes)? {
                             None => assert_eq!(offset, end, "seed {seed}"),
                             Some(bytes) => {
                                 let mut buf = bytes.clone();
-                                let sets = RecordBatchDecoder::decode_all(&mut buf).unwrap();
+                                let sets = RecordBatchDecoder::decode_all(&mut buf)?;
                                 let first = sets[0].records[0].offset;
                                 assert!(first <= offset, "seed {seed}");
                                 for set in &sets {
@@ -783,8 +781,8 @@ mod tests {
                                                     && record.offset
                                                         < b.base + b.values.len() as i64
                                             })
-                                            .unwrap();
-                                        let value = record.value.as_deref().unwrap();
+                                            .ok_or("record not in the model")?;
+                                        let value = record.value.as_deref().ok_or("no value")?;
                                         assert_eq!(
                                             value,
                                             &batch.values[(record.offset - batch.base) as usize][..],
@@ -797,8 +795,7 @@ mod tests {
                     }
                     85..=92 => {
                         drop(log);
-                        log = PartitionLog::open(dir.path(), tp.clone(), config(), i64::MAX, 0)
-                            .unwrap();
+                        log = PartitionLog::open(dir.path(), tp.clone(), config(), i64::MAX, 0)?;
                     }
                     _ => {
                         drop(log);
@@ -806,21 +803,20 @@ mod tests {
                         let path = dir
                             .path()
                             .join(format!("{}.log", super::super::segment::file_stem(newest)));
-                        let len = std::fs::metadata(&path).unwrap().len();
+                        let len = std::fs::metadata(&path)?.len();
                         let chop = rng.gen_range(0..=len.min(150));
                         std::fs::OpenOptions::new()
                             .write(true)
-                            .open(&path)
-                            .unwrap()
-                            .set_len(len - chop)
-                            .unwrap();
+                            .open(&path)?
+                            .set_len(len - chop)?;
                         model.retain(|b| b.segment != newest || b.end_position <= len - chop);
-                        log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0).unwrap();
+                        log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
                         // The active segment ends exactly after the last intact batch, or is a
                         // segment emptied by the chop, starting where that batch ends.
                         if let Some(last) = model.last() {
                             let state = log.lock();
-                            let (segment, active) = state.segments.iter().next_back().unwrap();
+                            let (segment, active) =
+                                state.segments.iter().next_back().ok_or("no segment")?;
                             if *segment == last.segment {
                                 assert_eq!(active.size, last.end_position, "seed {seed}");
                             } else {
@@ -838,5 +834,6 @@ mod tests {
                 assert_eq!(log.offsets().high_watermark, expected_end, "seed {seed}");
             }
         }
+        Ok(())
     }
 }

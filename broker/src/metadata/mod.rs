@@ -294,30 +294,34 @@ fn base64url(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn topic_names() {
+    fn topic_names() -> TestResult {
         assert!(validate_topic_name("orders.v1_x-y").is_ok());
         assert!(validate_topic_name("").is_err());
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+        Ok(())
     }
 
     #[test]
-    fn persists_topics_and_cluster_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), 1).unwrap();
+    fn persists_topics_and_cluster_id() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = MetadataStore::open(dir.path(), 1)?;
         assert_eq!(store.cluster_id.len(), 22);
-        let topic = store.create_topic("t", 3, BTreeMap::new()).unwrap();
+        let topic = store.create_topic("t", 3, BTreeMap::new())?;
         assert!(matches!(
             store.create_topic("t", 1, BTreeMap::new()),
             Err(MetadataError::TopicExists(_))
         ));
-        let reopened = MetadataStore::open(dir.path(), 1).unwrap();
+        let reopened = MetadataStore::open(dir.path(), 1)?;
         assert_eq!(reopened.cluster_id, store.cluster_id);
-        assert_eq!(reopened.image().topic("t").unwrap().id, topic.id);
+        assert_eq!(reopened.image().topic("t").ok_or("no topic")?.id, topic.id);
         assert!(MetadataStore::open(dir.path(), 2).is_err());
-        reopened.delete_topic("t").unwrap();
+        reopened.delete_topic("t")?;
         assert!(reopened.image().topic_by_id(&topic.id).is_none());
+        Ok(())
     }
 }

@@ -1,0 +1,51 @@
+//! RecordBatch v2 bytes built with `kafka-protocol`'s encoder, as a producer would send them.
+//! For tests and benchmarks only (the unit tests here, `protocol-tests/`, `benches/`), so that
+//! they all build batches one way; the broker itself never encodes records.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// One batch holding `values`, keyed `key-0`, `key-1`, ..., with timestamps
+/// `first_timestamp + i`. `producer` is (producer id, epoch, base sequence) for idempotent
+/// batches; `None` leaves the producer fields unset.
+pub fn record_batch(
+    values: &[&[u8]],
+    first_timestamp: i64,
+    producer: Option<(i64, i16, i32)>,
+    compression: Compression,
+) -> anyhow::Result<Bytes> {
+    let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder groups records into one batch only while offset - sequence is
+            // constant; without a producer the base sequence stays -1.
+            sequence: base_sequence + i as i32,
+            timestamp: first_timestamp + i as i64,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )?;
+    Ok(buf.freeze())
+}
