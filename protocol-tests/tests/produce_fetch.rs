@@ -125,6 +125,13 @@ fn partition_errors_are_kafkas() {
         2,
         "CORRUPT_MESSAGE"
     );
+    // Produce v3+ carries exactly one batch, as Kafka requires.
+    let two = [one().to_vec(), one().to_vec()].concat();
+    assert_eq!(
+        produce(&mut client, "t", 1, two.into()).0,
+        87,
+        "INVALID_RECORD"
+    );
     assert_eq!(produce(&mut client, "t", 1, one()), (0, 0));
     assert_eq!(produce(&mut client, "t", -1, one()), (0, 1));
     // Fetching past the end is OFFSET_OUT_OF_RANGE; at the end, an empty (not null) set.

@@ -9,7 +9,7 @@ use crate::txn::producer_state::SequenceError;
 pub fn append_error(e: &AppendError) -> ResponseError {
     match e {
         AppendError::Corrupt(_) => ResponseError::CorruptMessage,
-        AppendError::Empty => ResponseError::InvalidRecord,
+        AppendError::NotOneBatch => ResponseError::InvalidRecord,
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::ControlBatch => ResponseError::InvalidRecord,
         AppendError::Transactional => ResponseError::InvalidTxnState,

@@ -49,18 +49,18 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             } else if let Some(log) = log {
                 match data.records.as_deref().map(|r| log.append(r, now_ms)) {
                     None => Err(ResponseError::CorruptMessage),
-                    Some(Ok((info, flush_due))) => {
+                    Some(Ok(info)) => {
                         response = response
                             .with_base_offset(info.base_offset)
                             .with_log_start_offset(info.log_start_offset);
-                        if acks == -1 && log.config_fsync_acks_all() {
+                        if acks == -1 && info.fsync_acks_all {
                             waits.push((
                                 partitions.len(),
                                 responses.len(),
                                 log.clone(),
                                 info.next_offset,
                             ));
-                        } else if flush_due {
+                        } else if info.flush_due {
                             broker
                                 .logs
                                 .flusher()

@@ -50,8 +50,8 @@ impl std::fmt::Display for TopicPartition {
 pub enum AppendError {
     #[error("corrupt record batch: {0}")]
     Corrupt(#[from] BatchError),
-    #[error("empty record set")]
-    Empty,
+    #[error("a produce record set must hold exactly one batch")]
+    NotOneBatch,
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: usize, max: i32 },
     #[error("control batches cannot be produced by clients")]
@@ -87,8 +87,10 @@ pub struct AppendInfo {
     /// One past the last offset written; what acks=-1 waits to be flushed.
     pub next_offset: i64,
     pub log_start_offset: i64,
-    /// True when the batch was a retried duplicate that was not written again.
-    pub duplicate: bool,
+    /// The flush-by-count policy (`flush.messages`) asks for a flush now.
+    pub flush_due: bool,
+    /// acks=-1 must wait for the fsync (`strom.acks.all.fsync`).
+    pub fsync_acks_all: bool,
 }
 
 #[derive(Debug)]
@@ -259,103 +261,64 @@ impl PartitionLog {
         self.appended.subscribe()
     }
 
-    pub fn config_fsync_acks_all(&self) -> bool {
-        self.lock().config.fsync_acks_all
-    }
-
     pub fn set_config(&self, config: Arc<LogConfig>) {
         self.lock().config = config;
     }
 
     /// Validates a produced record set and appends it, assigning offsets. The bytes are
-    /// stored as sent except for the base offset and partition leader epoch of each batch.
-    /// Returns whether the flush-by-count policy asks for a flush too.
-    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<(AppendInfo, bool), AppendError> {
+    /// stored as sent except for the base offset and partition leader epoch. As in Kafka
+    /// (produce v3+), the set must hold exactly one batch.
+    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, AppendError> {
+        if BatchHeader::parse(records).is_ok_and(|h| h.size < records.len()) {
+            return Err(AppendError::NotOneBatch);
+        }
+        let mut header = batch::validate(records)?;
         let mut state = self.lock();
         if state.deleted {
             return Err(AppendError::Deleted);
         }
         let config = state.config.clone();
-        // Validate the whole set first: nothing is written unless all of it is valid.
-        let mut headers = Vec::new();
-        let mut position = 0usize;
-        while position < records.len() {
-            let header = BatchHeader::parse(&records[position..])?;
-            let end = position
-                .checked_add(header.size)
-                .filter(|e| *e <= records.len())
-                .ok_or(BatchError::Truncated(records.len() - position))?;
-            let header = batch::validate(&records[position..end])?;
-            if header.size > config.max_message_bytes.max(0) as usize {
-                return Err(AppendError::TooLarge {
-                    size: header.size,
-                    max: config.max_message_bytes,
-                });
-            }
-            if header.is_control() {
-                return Err(AppendError::ControlBatch);
-            }
-            if header.is_transactional() {
-                return Err(AppendError::Transactional);
-            }
-            headers.push((header, position));
-            position = end;
+        if header.size > config.max_message_bytes.max(0) as usize {
+            return Err(AppendError::TooLarge {
+                size: header.size,
+                max: config.max_message_bytes,
+            });
         }
-        if headers.is_empty() {
-            return Err(AppendError::Empty);
+        if header.is_control() {
+            return Err(AppendError::ControlBatch);
         }
-        if headers.len() == 1 {
-            if let SequenceCheck::Duplicate { first_offset, .. } =
-                state.producers.check(&headers[0].0)?
-            {
-                return Ok((
-                    AppendInfo {
-                        base_offset: first_offset,
-                        next_offset: state.log_end_offset,
-                        log_start_offset: state.log_start_offset,
-                        duplicate: true,
-                    },
-                    false,
-                ));
-            }
-        } else {
-            let mut scratch = state.producers.clone();
-            for (header, _) in &headers {
-                if scratch.check(header)? == SequenceCheck::Append {
-                    scratch.record(header);
-                }
-            }
+        if header.is_transactional() {
+            return Err(AppendError::Transactional);
         }
-        let base_offset = state.log_end_offset;
-        let interval = config.index_interval_bytes;
-        for (header, position) in &mut headers {
-            header.base_offset = state.log_end_offset;
-            self.maybe_roll(&mut state, header, now_ms)?;
-            let active = state
-                .segments
-                .values_mut()
-                .next_back()
-                .ok_or_else(|| io::Error::other("partition has no segment"))?;
-            active.append(
-                header,
-                &records[*position..*position + header.size],
-                interval,
-            )?;
-            state.log_end_offset = header.last_offset() + 1;
-            state.producers.record(header);
-            state.messages_since_flush += i64::from(header.record_count);
-        }
-        debug_assert!(state.log_start_offset <= state.log_end_offset);
-        let flush_due = state.messages_since_flush >= config.flush_messages;
-        let info = AppendInfo {
-            base_offset,
+        let mut info = AppendInfo {
+            base_offset: state.log_end_offset,
             next_offset: state.log_end_offset,
             log_start_offset: state.log_start_offset,
-            duplicate: false,
+            flush_due: false,
+            fsync_acks_all: config.fsync_acks_all,
         };
+        if let SequenceCheck::Duplicate { first_offset, .. } = state.producers.check(&header)? {
+            // A retry of a batch already in the log: its original offset, nothing written.
+            info.base_offset = first_offset;
+            return Ok(info);
+        }
+        header.base_offset = state.log_end_offset;
+        self.maybe_roll(&mut state, &header, now_ms)?;
+        let active = state
+            .segments
+            .values_mut()
+            .next_back()
+            .ok_or_else(|| io::Error::other("partition has no segment"))?;
+        active.append(&header, records, config.index_interval_bytes)?;
+        state.log_end_offset = header.last_offset() + 1;
+        state.producers.record(&header);
+        state.messages_since_flush += i64::from(header.record_count);
+        debug_assert!(state.log_start_offset <= state.log_end_offset);
+        info.next_offset = state.log_end_offset;
+        info.flush_due = state.messages_since_flush >= config.flush_messages;
         drop(state);
         self.appended.send_replace(info.next_offset);
-        Ok((info, flush_due))
+        Ok(info)
     }
 
     fn maybe_roll(&self, state: &mut LogState, next: &BatchHeader, now_ms: i64) -> io::Result<()> {
@@ -606,7 +569,7 @@ mod tests {
         for i in 0..50 {
             let value = format!("value-{i}");
             let batch = encode_batch(&[value.as_bytes(), b"second"], Compression::None)?;
-            let (info, _) = log.append(&batch, 1_000)?;
+            let info = log.append(&batch, 1_000)?;
             assert_eq!(info.base_offset, next);
             next = info.next_offset;
         }
@@ -648,7 +611,7 @@ mod tests {
         file.set_len(len - 5)?;
         let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
         assert_eq!(log.offsets().high_watermark, 2);
-        let (info, _) = log.append(&encode_batch(&[b"new"], Compression::None)?, 0)?;
+        let info = log.append(&encode_batch(&[b"new"], Compression::None)?, 0)?;
         assert_eq!(info.base_offset, 2);
         Ok(())
     }
@@ -670,7 +633,7 @@ mod tests {
         let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
         assert_eq!(log.offsets().high_watermark, bases[1]);
         assert_eq!(log.segment_count(), 2);
-        let (info, _) = log.append(&encode_batch(&[b"next"], Compression::None)?, 0)?;
+        let info = log.append(&encode_batch(&[b"next"], Compression::None)?, 0)?;
         assert_eq!(info.base_offset, bases[1], "offsets stay dense");
         Ok(())
     }
@@ -747,7 +710,7 @@ mod tests {
                         let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
                         let codec = [Compression::None, Compression::Gzip, Compression::Lz4]
                             [rng.gen_range(0..3)];
-                        let (info, _) = log.append(&encode_batch(&refs, codec)?, 0)?;
+                        let info = log.append(&encode_batch(&refs, codec)?, 0)?;
                         let expected_base =
                             model.last().map_or(0, |b| b.base + b.values.len() as i64);
                         assert_eq!(info.base_offset, expected_base, "seed {seed}");
