@@ -3,12 +3,13 @@
 //! Handlers in `api/` receive an `Arc<Broker>`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use thiserror::Error;
 
 use crate::clock::Clock;
 use crate::config::{BrokerConfig, LogConfig};
+use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::metadata::{MetadataError, MetadataStore, TopicRecord};
 use crate::txn::producer_ids::ProducerIdAllocator;
@@ -28,6 +29,9 @@ pub struct Broker {
     pub logs: LogManager,
     pub clock: Arc<dyn Clock>,
     producer_ids: ProducerIdAllocator,
+    /// Exists once the offsets topic does: created by the first FindCoordinator, as in Kafka.
+    groups: OnceLock<Arc<GroupCoordinator>>,
+    creating_groups: Mutex<()>,
 }
 
 /// Topic-level config names Strom applies to its logs, with how they map onto `LogConfig`.
@@ -171,13 +175,80 @@ impl Broker {
             }
         }
         let producer_ids = ProducerIdAllocator::new(image.producer_id_block_end);
-        Ok(Broker {
+        let broker = Broker {
             config,
             metadata,
             logs,
             clock,
             producer_ids,
-        })
+            groups: OnceLock::new(),
+            creating_groups: Mutex::new(()),
+        };
+        if let Some(topic) = image.topic(OFFSETS_TOPIC) {
+            let coordinator = broker.new_group_coordinator(topic.partitions)?;
+            let _ = broker.groups.set(Arc::new(coordinator));
+        }
+        Ok(broker)
+    }
+
+    fn new_group_coordinator(&self, partitions: i32) -> Result<GroupCoordinator, StartError> {
+        let logs = (0..partitions)
+            .map(|p| {
+                self.partition(OFFSETS_TOPIC, p).ok_or_else(|| {
+                    StartError::Io(std::io::Error::other(format!(
+                        "partition {p} of {OFFSETS_TOPIC} is missing"
+                    )))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(GroupCoordinator::new(
+            self.config.group.clone(),
+            logs,
+            self.logs.flusher().clone(),
+            self.clock.clone(),
+        ))
+    }
+
+    /// The group coordinator, if the offsets topic exists. It may still be loading.
+    pub fn group_coordinator(&self) -> Option<&Arc<GroupCoordinator>> {
+        self.groups.get()
+    }
+
+    /// The group coordinator, creating the offsets topic first if needed. Blocking.
+    pub fn ensure_group_coordinator(&self) -> Result<Arc<GroupCoordinator>, StartError> {
+        if let Some(groups) = self.groups.get() {
+            return Ok(groups.clone());
+        }
+        let _creating = self
+            .creating_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(groups) = self.groups.get() {
+            return Ok(groups.clone());
+        }
+        let partitions = match self.metadata.image().topic(OFFSETS_TOPIC) {
+            Some(topic) => topic.partitions,
+            None => {
+                let configs = BTreeMap::from([
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("compression.type".to_string(), "producer".to_string()),
+                    (
+                        "segment.bytes".to_string(),
+                        self.config.offsets_topic_segment_bytes.to_string(),
+                    ),
+                ]);
+                self.create_topic(
+                    OFFSETS_TOPIC,
+                    self.config.offsets_topic_num_partitions,
+                    configs,
+                )?
+                .partitions
+            }
+        };
+        let coordinator = Arc::new(self.new_group_coordinator(partitions)?);
+        coordinator.load();
+        let _ = self.groups.set(coordinator.clone());
+        Ok(coordinator)
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {

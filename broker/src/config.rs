@@ -83,6 +83,15 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("max.connections", "2147483647"),
     ("queued.max.requests", "500"),
     ("strom.acks.all.fsync", "true"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.segment.bytes", "104857600"),
 ];
 
 /// Properties Strom knows by name but does not act on yet; accepted silently.
@@ -97,7 +106,6 @@ const ACCEPTED: &[&str] = &[
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "group.initial.rebalance.delay.ms",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -215,8 +223,37 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub queued_max_requests: usize,
+    pub group: GroupConfig,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_segment_bytes: i32,
     /// Properties Strom does not know, reported once at start.
     pub unknown: Vec<String>,
+}
+
+/// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_size: usize,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+    pub offset_metadata_max_bytes: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3_000,
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: i32::MAX as usize,
+            offsets_retention_ms: 7 * 24 * 3_600_000,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
+        }
+    }
 }
 
 /// Per-log settings; topic-level overrides use the topic property names (`segment.bytes`, ...).
@@ -345,6 +382,11 @@ impl BrokerConfig {
             max_message_bytes: message_max_bytes,
             fsync_acks_all: parse(props, "strom.acks.all.fsync")?,
         };
+        let group_min_session_timeout_ms = at_least(
+            "group.min.session.timeout.ms",
+            parse(props, "group.min.session.timeout.ms")?,
+            0,
+        )?;
         let known = |key: &str| {
             DEFAULTS.iter().any(|(k, _)| *k == key)
                 || ACCEPTED.contains(&key)
@@ -387,6 +429,42 @@ impl BrokerConfig {
                 "queued.max.requests",
                 parse(props, "queued.max.requests")?,
                 1,
+            )?,
+            group: GroupConfig {
+                initial_rebalance_delay_ms: at_least(
+                    "group.initial.rebalance.delay.ms",
+                    parse(props, "group.initial.rebalance.delay.ms")?,
+                    0,
+                )?,
+                min_session_timeout_ms: group_min_session_timeout_ms,
+                max_session_timeout_ms: at_least(
+                    "group.max.session.timeout.ms",
+                    parse(props, "group.max.session.timeout.ms")?,
+                    group_min_session_timeout_ms,
+                )?,
+                max_size: at_least("group.max.size", parse(props, "group.max.size")?, 1)?,
+                offsets_retention_ms: at_least(
+                    "offsets.retention.minutes",
+                    parse::<i64>(props, "offsets.retention.minutes")?,
+                    1,
+                )?
+                .saturating_mul(60_000),
+                offsets_retention_check_interval_ms: at_least(
+                    "offsets.retention.check.interval.ms",
+                    parse(props, "offsets.retention.check.interval.ms")?,
+                    1,
+                )?,
+                offset_metadata_max_bytes: parse(props, "offset.metadata.max.bytes")?,
+            },
+            offsets_topic_num_partitions: at_least(
+                "offsets.topic.num.partitions",
+                parse(props, "offsets.topic.num.partitions")?,
+                1,
+            )?,
+            offsets_topic_segment_bytes: at_least(
+                "offsets.topic.segment.bytes",
+                parse(props, "offsets.topic.segment.bytes")?,
+                14,
             )?,
             unknown,
         })

@@ -7,6 +7,7 @@ pub mod api;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod server;
@@ -21,6 +22,9 @@ use tokio::sync::watch;
 pub use broker::Broker;
 pub use config::{BrokerConfig, Properties};
 
+/// How often the group coordinator's deadlines (sessions, rebalances) are checked.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+
 /// Runs the broker until `shutdown` resolves: binds the listeners, serves, runs retention and
 /// checkpoints, and on shutdown flushes everything and marks the shutdown clean.
 pub async fn run(
@@ -34,6 +38,10 @@ pub async fn run(
     let opening = config.clone();
     let broker =
         Arc::new(tokio::task::spawn_blocking(move || Broker::open(opening, clock)).await??);
+    if let Some(groups) = broker.group_coordinator().cloned() {
+        // Shards answer COORDINATOR_LOAD_IN_PROGRESS until their part is replayed.
+        tokio::task::spawn_blocking(move || groups.load());
+    }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
     for listener in &config.listeners {
@@ -68,6 +76,23 @@ pub async fn run(
             }
         },
     );
+    let group_timers = {
+        let broker = broker.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(GROUP_TICK);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stopped.changed() => return,
+                }
+                if let Some(groups) = broker.group_coordinator() {
+                    groups.tick();
+                }
+            }
+        })
+    };
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop.send(true);
@@ -76,6 +101,7 @@ pub async fn run(
     }
     let _ = retention.await;
     let _ = checkpoint.await;
+    let _ = group_timers.await;
     // Give connections a moment to write what they owe.
     tokio::time::sleep(Duration::from_millis(100)).await;
     tokio::task::spawn_blocking(move || broker.logs.shutdown()).await??;

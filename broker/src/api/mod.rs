@@ -12,6 +12,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -61,11 +62,17 @@ pub struct RequestContext {
     pub api_key: ApiKey,
     pub version: i16,
     pub connection_id: u64,
+    pub peer: std::net::SocketAddr,
 }
 
 impl RequestContext {
     pub fn client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// The client's address as Kafka shows it in group descriptions (`/127.0.0.1`).
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.peer.ip().to_canonical())
     }
 }
 
@@ -129,6 +136,72 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
         min_version: 0,
         max_version: 5,
         handler: producer_id::handle,
+    },
+    ApiSpec {
+        key: ApiKey::FindCoordinator,
+        min_version: 0,
+        max_version: 5,
+        handler: groups::find_coordinator,
+    },
+    ApiSpec {
+        key: ApiKey::JoinGroup,
+        min_version: 0,
+        max_version: 9,
+        handler: groups::join_group,
+    },
+    ApiSpec {
+        key: ApiKey::SyncGroup,
+        min_version: 0,
+        max_version: 5,
+        handler: groups::sync_group,
+    },
+    ApiSpec {
+        key: ApiKey::Heartbeat,
+        min_version: 0,
+        max_version: 4,
+        handler: groups::heartbeat,
+    },
+    ApiSpec {
+        key: ApiKey::LeaveGroup,
+        min_version: 0,
+        max_version: 5,
+        handler: groups::leave_group,
+    },
+    ApiSpec {
+        key: ApiKey::OffsetCommit,
+        min_version: 2,
+        max_version: 9,
+        handler: groups::offset_commit,
+    },
+    ApiSpec {
+        key: ApiKey::OffsetFetch,
+        min_version: 1,
+        max_version: 9,
+        handler: groups::offset_fetch,
+    },
+    ApiSpec {
+        key: ApiKey::DescribeGroups,
+        min_version: 0,
+        max_version: 5,
+        handler: groups::describe_groups,
+    },
+    ApiSpec {
+        key: ApiKey::ListGroups,
+        min_version: 0,
+        max_version: 5,
+        handler: groups::list_groups,
+    },
+    ApiSpec {
+        key: ApiKey::DeleteGroups,
+        min_version: 0,
+        max_version: 2,
+        handler: groups::delete_groups,
+    },
+    ApiSpec {
+        key: ApiKey::OffsetDelete,
+        min_version: 0,
+        max_version: 0,
+        handler: groups::offset_delete,
     },
 ];
 

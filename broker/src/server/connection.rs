@@ -67,7 +67,7 @@ pub async fn run(
                 break true;
             }
         };
-        match dispatch(&broker, frame, id) {
+        match dispatch(&broker, frame, id, peer) {
             Ok(Some(outgoing)) => {
                 if queue.send(outgoing).await.is_err() {
                     break false;
@@ -141,7 +141,12 @@ async fn read_frame(
 }
 
 /// Routes one frame. `Err` closes the connection.
-fn dispatch(broker: &Arc<Broker>, mut frame: Bytes, id: u64) -> Result<Option<Outgoing>, String> {
+fn dispatch(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    id: u64,
+    peer: SocketAddr,
+) -> Result<Option<Outgoing>, String> {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -170,6 +175,7 @@ fn dispatch(broker: &Arc<Broker>, mut frame: Bytes, id: u64) -> Result<Option<Ou
         api_key: spec.key,
         version,
         connection_id: id,
+        peer,
     };
     let pending = match (spec.handler)(broker, &ctx, frame) {
         Reply::Now(Err(e)) => return Err(e.to_string()),

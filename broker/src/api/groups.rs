@@ -1,0 +1,674 @@
+//! The group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete.
+//! Each handler turns the wire request into calls on the group coordinator (`group/`) and
+//! applies the version's rules to the answer, so an old client never sees a field or an error
+//! its version does not define.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::{blocking, decode, encode, errors, Reply, RequestContext};
+use crate::broker::Broker;
+use crate::group::state::{
+    CommitOffset, CommitRequest, GroupDescription, JoinRequest, MemberIdentity as Identity,
+    SyncRequest,
+};
+use crate::group::{GroupCoordinator, GroupError, GroupState};
+
+/// FindCoordinator key types (KIP-98).
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// Kafka's "authorized operations" bit set for a group with no authorizer: READ, DELETE,
+/// DESCRIBE (AclOperation codes 3, 6 and 8).
+const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+fn s(text: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(text.into())
+}
+
+fn code(error: GroupError) -> i16 {
+    errors::group_error(error).code()
+}
+
+macro_rules! decode_or_close {
+    ($ctx:expr, $body:expr) => {
+        match decode($ctx, $body) {
+            Ok(r) => r,
+            Err(e) => return Reply::Now(Err(e)),
+        }
+    };
+}
+
+/// The coordinator when the offsets topic exists; otherwise COORDINATOR_NOT_AVAILABLE, which
+/// sends the client back to FindCoordinator (which creates it).
+fn coordinator(broker: &Broker) -> Result<Arc<GroupCoordinator>, GroupError> {
+    broker
+        .group_coordinator()
+        .cloned()
+        .ok_or(GroupError::CoordinatorNotAvailable)
+}
+
+pub fn find_coordinator(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: FindCoordinatorRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    let keys: Vec<StrBytes> = if version >= 4 {
+        request.coordinator_keys.clone()
+    } else {
+        vec![request.key.clone()]
+    };
+    let key_type = request.key_type;
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let error = match key_type {
+            KEY_TYPE_GROUP => {
+                let b = broker.clone();
+                match blocking(move || b.ensure_group_coordinator()).await {
+                    Some(Ok(_)) => None,
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "cannot create the offsets topic");
+                        Some(ResponseError::CoordinatorNotAvailable)
+                    }
+                    None => Some(ResponseError::CoordinatorNotAvailable),
+                }
+            }
+            // No transaction coordinator yet; clients retry, and InitProducerId with a
+            // transactional id is refused anyway.
+            KEY_TYPE_TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
+            _ => Some(ResponseError::InvalidRequest),
+        };
+        let advertised = broker.config.advertised();
+        let node = broker.config.node_id;
+        let coordinators: Vec<Coordinator> = keys
+            .into_iter()
+            .map(|key| match error {
+                None => Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(BrokerId(node))
+                    .with_host(s(advertised.host.clone()))
+                    .with_port(i32::from(advertised.port)),
+                Some(e) => Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(BrokerId(-1))
+                    .with_host(s(""))
+                    .with_port(-1)
+                    .with_error_code(e.code()),
+            })
+            .collect();
+        let mut response = FindCoordinatorResponse::default();
+        if version >= 4 {
+            response.coordinators = coordinators;
+        } else if let Some(c) = coordinators.into_iter().next() {
+            response.error_code = c.error_code;
+            response.node_id = c.node_id;
+            response.host = c.host;
+            response.port = c.port;
+        }
+        encode(&response, version)
+    }))
+}
+
+pub fn join_group(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: JoinGroupRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    let join = JoinRequest {
+        group_id: request.group_id.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        client_id: ctx.client_id().to_string(),
+        client_host: ctx.client_host(),
+        session_timeout_ms: request.session_timeout_ms,
+        // v0 has no rebalance timeout: the session timeout served for both.
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
+    };
+    let coordinator = match coordinator(broker) {
+        Ok(c) => c,
+        Err(e) => {
+            let response = JoinGroupResponse::default()
+                .with_error_code(code(e))
+                .with_generation_id(-1)
+                .with_member_id(request.member_id);
+            return Reply::Now(encode(&response, version));
+        }
+    };
+    Reply::Later(Box::pin(async move {
+        let result = coordinator.join(join).await;
+        let mut response = JoinGroupResponse::default()
+            .with_error_code(result.error.map_or(0, code))
+            .with_generation_id(result.generation_id)
+            .with_leader(s(result.leader_id))
+            .with_member_id(s(result.member_id))
+            .with_members(
+                result
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        JoinGroupResponseMember::default()
+                            .with_member_id(s(m.member_id))
+                            .with_group_instance_id(m.group_instance_id.map(s))
+                            .with_metadata(m.metadata)
+                    })
+                    .collect(),
+            );
+        response.skip_assignment = version >= 9 && result.skip_assignment;
+        // v7+ carries the protocol type; before that only the name, never null.
+        if version >= 7 {
+            response.protocol_type = result.protocol_type.map(s);
+            response.protocol_name = result.protocol_name.map(s);
+        } else {
+            response.protocol_name = Some(s(result.protocol_name.unwrap_or_default()));
+        }
+        encode(&response, version)
+    }))
+}
+
+pub fn sync_group(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: SyncGroupRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    let sync = SyncRequest {
+        group_id: request.group_id.to_string(),
+        generation_id: request.generation_id,
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        protocol_type: request.protocol_type.as_ref().map(|p| p.to_string()),
+        protocol_name: request.protocol_name.as_ref().map(|p| p.to_string()),
+        assignments: request
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    };
+    let coordinator = match coordinator(broker) {
+        Ok(c) => c,
+        Err(e) => {
+            let response = SyncGroupResponse::default().with_error_code(code(e));
+            return Reply::Now(encode(&response, version));
+        }
+    };
+    Reply::Later(Box::pin(async move {
+        let result = coordinator.sync(sync).await;
+        let mut response = SyncGroupResponse::default()
+            .with_error_code(result.error.map_or(0, code))
+            .with_assignment(result.assignment);
+        if version >= 5 {
+            response.protocol_type = result.protocol_type.map(s);
+            response.protocol_name = result.protocol_name.map(s);
+        }
+        encode(&response, version)
+    }))
+}
+
+pub fn heartbeat(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: HeartbeatRequest = decode_or_close!(ctx, body);
+    let result = coordinator(broker).and_then(|c| {
+        c.heartbeat(
+            &request.group_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+        )
+    });
+    let response = HeartbeatResponse::default().with_error_code(result.err().map_or(0, code));
+    Reply::Now(encode(&response, ctx.version))
+}
+
+pub fn leave_group(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: LeaveGroupRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    // v0-2 name one member; v3+ a batch, each possibly by group.instance.id (KIP-345).
+    let leaving: Vec<Identity> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| Identity {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.as_ref().map(|i| i.to_string()),
+            })
+            .collect()
+    } else {
+        vec![Identity {
+            member_id: request.member_id.to_string(),
+            group_instance_id: None,
+        }]
+    };
+    let coordinator = match coordinator(broker) {
+        Ok(c) => c,
+        Err(e) => {
+            let response = LeaveGroupResponse::default().with_error_code(code(e));
+            return Reply::Now(encode(&response, version));
+        }
+    };
+    let group_id = request.group_id.to_string();
+    Reply::Later(Box::pin(async move {
+        let result = coordinator.leave(&group_id, &leaving).await;
+        let response = match result {
+            Err(e) => LeaveGroupResponse::default().with_error_code(code(e)),
+            Ok(results) if version >= 3 => LeaveGroupResponse::default().with_members(
+                leaving
+                    .into_iter()
+                    .zip(results)
+                    .map(|(m, r)| {
+                        MemberResponse::default()
+                            .with_member_id(s(m.member_id))
+                            .with_group_instance_id(m.group_instance_id.map(s))
+                            .with_error_code(r.err().map_or(0, code))
+                    })
+                    .collect(),
+            ),
+            Ok(results) => LeaveGroupResponse::default().with_error_code(
+                results
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.err())
+                    .map_or(0, code),
+            ),
+        };
+        encode(&response, version)
+    }))
+}
+
+pub fn offset_commit(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: OffsetCommitRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    let image = broker.metadata.image();
+    // Partitions of unknown topics are answered here; the rest go to the coordinator.
+    let mut offsets = Vec::new();
+    let mut refused: Vec<(String, i32, i16)> = Vec::new();
+    for topic in &request.topics {
+        let known = image.topic(&topic.name).map(|t| t.partitions);
+        for p in &topic.partitions {
+            if known.is_some_and(|n| (0..n).contains(&p.partition_index)) {
+                offsets.push(CommitOffset {
+                    topic: topic.name.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 6 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                });
+            } else {
+                refused.push((
+                    topic.name.to_string(),
+                    p.partition_index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                ));
+            }
+        }
+    }
+    let order: Vec<(String, Vec<i32>)> = request
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    let commit = CommitRequest {
+        group_id: request.group_id.to_string(),
+        generation_id: request.generation_id_or_member_epoch,
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        retention_time_ms: if (2..=4).contains(&version) {
+            request.retention_time_ms
+        } else {
+            -1
+        },
+        offsets,
+    };
+    let coordinator = coordinator(broker);
+    Reply::Later(Box::pin(async move {
+        let outcome = match coordinator {
+            Ok(c) => c.commit(commit).await,
+            Err(e) => Err(e),
+        };
+        let error_of = |topic: &str, partition: i32| -> i16 {
+            if let Some((_, _, c)) = refused
+                .iter()
+                .find(|(t, p, _)| t == topic && *p == partition)
+            {
+                return *c;
+            }
+            match &outcome {
+                Err(e) => code(*e),
+                Ok(errors) => errors
+                    .iter()
+                    .find(|(t, p, _)| t == topic && *p == partition)
+                    .map_or(0, |(_, _, e)| code(*e)),
+            }
+        };
+        let response = OffsetCommitResponse::default().with_topics(
+            order
+                .iter()
+                .map(|(topic, partitions)| {
+                    OffsetCommitResponseTopic::default()
+                        .with_name(TopicName(s(topic.clone())))
+                        .with_partitions(
+                            partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetCommitResponsePartition::default()
+                                        .with_partition_index(*p)
+                                        .with_error_code(error_of(topic, *p))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+        encode(&response, version)
+    }))
+}
+
+type Partitions = Vec<(String, Vec<i32>)>;
+
+/// One group's offsets for OffsetFetch: the partitions asked for, or all when `None`.
+fn fetch_group(
+    coordinator: &Result<Arc<GroupCoordinator>, GroupError>,
+    group_id: &str,
+    wanted: Option<&[(String, Vec<i32>)]>,
+) -> Result<Vec<(String, Vec<(i32, i64, i32, String)>)>, GroupError> {
+    let found = match coordinator {
+        Ok(c) => c.fetch_offsets(group_id, wanted)?,
+        // No offsets topic yet: nothing was ever committed.
+        Err(_) => match wanted {
+            Some(wanted) => wanted
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p, None)))
+                .collect(),
+            None => Vec::new(),
+        },
+    };
+    let mut topics: Vec<(String, Vec<(i32, i64, i32, String)>)> = Vec::new();
+    for (topic, partition, value) in found {
+        let entry = match value {
+            Some(v) => (partition, v.offset, v.leader_epoch, v.metadata),
+            // Kafka answers partitions without a commit with offset -1 and empty metadata.
+            None => (partition, -1, -1, String::new()),
+        };
+        match topics.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, partitions)) => partitions.push(entry),
+            None => topics.push((topic, vec![entry])),
+        }
+    }
+    Ok(topics)
+}
+
+pub fn offset_fetch(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: OffsetFetchRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    let coordinator = coordinator(broker);
+    if version >= 8 {
+        let groups = request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted: Option<Partitions> = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let group_id = g.group_id.to_string();
+                match fetch_group(&coordinator, &group_id, wanted.as_deref()) {
+                    Ok(topics) => OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_topics(
+                            topics
+                                .into_iter()
+                                .map(|(topic, partitions)| {
+                                    OffsetFetchResponseTopics::default()
+                                        .with_name(TopicName(s(topic)))
+                                        .with_partitions(
+                                            partitions
+                                                .into_iter()
+                                                .map(|(p, offset, epoch, metadata)| {
+                                                    OffsetFetchResponsePartitions::default()
+                                                        .with_partition_index(p)
+                                                        .with_committed_offset(offset)
+                                                        .with_committed_leader_epoch(epoch)
+                                                        .with_metadata(Some(s(metadata)))
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect(),
+                        ),
+                    Err(e) => OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(code(e)),
+                }
+            })
+            .collect();
+        let response = OffsetFetchResponse::default().with_groups(groups);
+        return Reply::Now(encode(&response, version));
+    }
+    let wanted: Option<Partitions> = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let (topics, error) = match fetch_group(&coordinator, &request.group_id, wanted.as_deref()) {
+        Ok(topics) => (topics, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let mut response = OffsetFetchResponse::default().with_topics(
+        topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(p, offset, epoch, metadata)| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(s(metadata)))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    );
+    if let Some(e) = error {
+        // v2+ has a top-level error; v1 can only say it per partition, and has none to say it
+        // on, so the client sees an empty answer and retries on its timer.
+        response.error_code = if version >= 2 { code(e) } else { 0 };
+    }
+    Reply::Now(encode(&response, version))
+}
+
+pub fn describe_groups(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: DescribeGroupsRequest = decode_or_close!(ctx, body);
+    let coordinator = coordinator(broker);
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            let described = match &coordinator {
+                Ok(c) => c.describe(&group_id),
+                Err(_) => Ok(GroupDescription::dead(&group_id)),
+            };
+            let mut group = DescribedGroup::default().with_group_id(group_id);
+            group.authorized_operations = if request.include_authorized_operations {
+                GROUP_AUTHORIZED_OPERATIONS
+            } else {
+                i32::MIN
+            };
+            match described {
+                Err(e) => group.with_error_code(code(e)).with_group_state(s("")),
+                Ok(d) => group
+                    .with_group_state(s(d.state.name()))
+                    .with_protocol_type(s(d.protocol_type))
+                    .with_protocol_data(s(d.protocol_name))
+                    .with_members(
+                        d.members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(s(m.member_id))
+                                    .with_group_instance_id(m.group_instance_id.map(s))
+                                    .with_client_id(s(m.client_id))
+                                    .with_client_host(s(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    let response = DescribeGroupsResponse::default().with_groups(groups);
+    Reply::Now(encode(&response, ctx.version))
+}
+
+pub fn list_groups(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: ListGroupsRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    let listed = match coordinator(broker) {
+        Ok(c) => c.list(),
+        Err(_) => Ok(Vec::new()),
+    };
+    let response = match listed {
+        Err(e) => ListGroupsResponse::default().with_error_code(code(e)),
+        Ok(groups) => {
+            let states: Vec<Option<GroupState>> = request
+                .states_filter
+                .iter()
+                .map(|f| GroupState::parse(f))
+                .collect();
+            // Every group here speaks the classic protocol (KIP-848's "consumer" type is
+            // not served).
+            let classic_wanted = request.types_filter.is_empty()
+                || request
+                    .types_filter
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case("classic"));
+            ListGroupsResponse::default().with_groups(
+                groups
+                    .into_iter()
+                    .filter(|g| states.is_empty() || states.contains(&Some(g.state)))
+                    .filter(|_| classic_wanted)
+                    .map(|g| {
+                        let mut listed = ListedGroup::default()
+                            .with_group_id(GroupId(s(g.group_id)))
+                            .with_protocol_type(s(g.protocol_type));
+                        if version >= 4 {
+                            listed.group_state = s(g.state.name());
+                        }
+                        if version >= 5 {
+                            listed.group_type = s("classic");
+                        }
+                        listed
+                    })
+                    .collect(),
+            )
+        }
+    };
+    Reply::Now(encode(&response, version))
+}
+
+pub fn delete_groups(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: DeleteGroupsRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    let coordinator = coordinator(broker);
+    Reply::Later(Box::pin(async move {
+        let mut results = Vec::with_capacity(request.groups_names.len());
+        for group_id in request.groups_names {
+            let outcome = match &coordinator {
+                Ok(c) => c.delete_group(&group_id).await,
+                Err(_) => Err(GroupError::GroupIdNotFound),
+            };
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(group_id)
+                    .with_error_code(outcome.err().map_or(0, code)),
+            );
+        }
+        encode(
+            &DeleteGroupsResponse::default().with_results(results),
+            version,
+        )
+    }))
+}
+
+pub fn offset_delete(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: OffsetDeleteRequest = decode_or_close!(ctx, body);
+    let version = ctx.version;
+    let partitions: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.partition_index))
+        })
+        .collect();
+    let coordinator = coordinator(broker);
+    let group_id = request.group_id.to_string();
+    Reply::Later(Box::pin(async move {
+        let outcome = match &coordinator {
+            Ok(c) => c.delete_offsets(&group_id, &partitions).await,
+            Err(_) => Err(GroupError::GroupIdNotFound),
+        };
+        let response = match outcome {
+            Err(e) => OffsetDeleteResponse::default().with_error_code(code(e)),
+            Ok(results) => {
+                let mut topics: Vec<OffsetDeleteResponseTopic> = Vec::new();
+                for ((topic, partition), result) in partitions.into_iter().zip(results) {
+                    let entry = OffsetDeleteResponsePartition::default()
+                        .with_partition_index(partition)
+                        .with_error_code(result.err().map_or(0, code));
+                    match topics.iter_mut().find(|t| t.name.as_str() == topic) {
+                        Some(t) => t.partitions.push(entry),
+                        None => topics.push(
+                            OffsetDeleteResponseTopic::default()
+                                .with_name(TopicName(s(topic)))
+                                .with_partitions(vec![entry]),
+                        ),
+                    }
+                }
+                OffsetDeleteResponse::default().with_topics(topics)
+            }
+        };
+        encode(&response, version)
+    }))
+}

@@ -1,0 +1,507 @@
+//! The group coordinator's I/O around the sans-IO `GroupManager`s: one shard per partition of
+//! the offsets topic, each a `GroupManager` behind a lock with the partition's log.
+//!
+//! Every call runs the state machine and appends the records it returns to the shard's log
+//! under the same lock, so the log holds them in the order the state changed. Responses are
+//! delivered only once those records are durable (after the flusher's fsync when acks=-1 writes
+//! are fsynced). Waiting JoinGroup and SyncGroup requests are oneshot channels keyed by the
+//! `RequestId` the state machine knows them by. Deliveries that wait for an fsync run in their
+//! own task, so a client that disconnects cannot strand the answers owed to other members.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::sync::oneshot;
+
+use super::records::{partition_for, GroupRecord};
+use super::state::{
+    CommitRequest, Effects, GroupDescription, GroupError, GroupListing, GroupManager, JoinRequest,
+    JoinResponse, MemberIdentity, RequestId, Response, SyncRequest, SyncResponse,
+};
+use crate::clock::Clock;
+use crate::config::GroupConfig;
+use crate::log::{Flusher, PartitionLog};
+
+/// Bytes read from the offsets topic per step while loading.
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum ShardState {
+    Loading,
+    Active,
+}
+
+#[derive(Debug)]
+struct Shard {
+    state: ShardState,
+    manager: GroupManager,
+    log: Arc<PartitionLog>,
+    waiters: HashMap<RequestId, oneshot::Sender<Response>>,
+}
+
+/// Answers that become due once a write is durable.
+#[must_use]
+struct Delivery {
+    durable: Option<(Arc<PartitionLog>, i64)>,
+    failed: bool,
+    answers: Vec<(oneshot::Sender<Response>, Response)>,
+}
+
+impl Delivery {
+    /// Sends now if nothing waits for an fsync; otherwise in a task of its own.
+    fn send(self, flusher: &Flusher) {
+        match self.durable {
+            None => deliver(self.answers, self.failed),
+            Some((log, up_to)) => {
+                let receiver = flusher.flush(log, up_to);
+                let answers = self.answers;
+                tokio::spawn(async move {
+                    let ok = matches!(receiver.await, Ok(Ok(())));
+                    if !ok {
+                        tracing::error!("the offsets topic could not be synced");
+                    }
+                    deliver(answers, !ok);
+                });
+            }
+        }
+    }
+
+    /// Waits for durability; `false` if the write failed.
+    async fn wait(self, flusher: &Flusher) -> bool {
+        let mut ok = !self.failed;
+        if let Some((log, up_to)) = self.durable {
+            let receiver = flusher.flush(log, up_to);
+            ok &= matches!(receiver.await, Ok(Ok(())));
+        }
+        deliver(self.answers, !ok);
+        ok
+    }
+}
+
+fn deliver(answers: Vec<(oneshot::Sender<Response>, Response)>, failed: bool) {
+    for (sender, response) in answers {
+        let response = if failed {
+            match response {
+                Response::Join(r) => Response::Join(JoinResponse {
+                    error: Some(GroupError::CoordinatorNotAvailable),
+                    generation_id: -1,
+                    member_id: r.member_id,
+                    ..JoinResponse::default()
+                }),
+                Response::Sync(_) => Response::Sync(SyncResponse {
+                    error: Some(GroupError::CoordinatorNotAvailable),
+                    ..SyncResponse::default()
+                }),
+            }
+        } else {
+            response
+        };
+        let _ = sender.send(response);
+    }
+}
+
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    shards: Vec<Mutex<Shard>>,
+    clock: Arc<dyn Clock>,
+    flusher: Flusher,
+    next_request_id: AtomicU64,
+}
+
+impl GroupCoordinator {
+    /// A coordinator over the offsets topic's partitions (index = partition), every shard
+    /// loading until `load` has replayed it.
+    pub fn new(
+        config: GroupConfig,
+        logs: Vec<Arc<PartitionLog>>,
+        flusher: Flusher,
+        clock: Arc<dyn Clock>,
+    ) -> GroupCoordinator {
+        let shards = logs
+            .into_iter()
+            .map(|log| {
+                Mutex::new(Shard {
+                    state: ShardState::Loading,
+                    manager: GroupManager::new(config.clone()),
+                    log,
+                    waiters: HashMap::new(),
+                })
+            })
+            .collect();
+        GroupCoordinator {
+            shards,
+            clock,
+            flusher,
+            next_request_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn partitions(&self) -> i32 {
+        self.shards.len() as i32
+    }
+
+    /// Replays every partition of the offsets topic. Blocking; shards answer
+    /// COORDINATOR_LOAD_IN_PROGRESS until theirs is done.
+    pub fn load(&self) {
+        for (partition, shard) in self.shards.iter().enumerate() {
+            let (log, config) = {
+                let shard = lock(shard);
+                (shard.log.clone(), shard.manager.config().clone())
+            };
+            let started = std::time::Instant::now();
+            let mut manager = GroupManager::new(config);
+            let records = replay(&log, &mut manager, self.clock.now_ms());
+            manager.finish_load(self.clock.now_ms());
+            let mut shard = lock(shard);
+            shard.manager = manager;
+            shard.state = ShardState::Active;
+            if records > 0 {
+                tracing::info!(
+                    partition,
+                    records,
+                    groups = shard.manager.group_count(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "loaded groups and offsets"
+                );
+            }
+        }
+    }
+
+    fn shard(&self, group_id: &str) -> &Mutex<Shard> {
+        let index = partition_for(group_id, self.partitions()) as usize;
+        &self.shards[index.min(self.shards.len() - 1)]
+    }
+
+    /// The shard of a group, if it has finished loading.
+    fn active(&self, group_id: &str) -> Result<MutexGuard<'_, Shard>, GroupError> {
+        let shard = lock(self.shard(group_id));
+        match shard.state {
+            ShardState::Active => Ok(shard),
+            ShardState::Loading => Err(GroupError::CoordinatorLoadInProgress),
+        }
+    }
+
+    fn next_request_id(&self) -> RequestId {
+        self.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Persists the effects' records and collects the answers they release.
+    fn settle(&self, shard: &mut Shard, effects: Effects) -> Delivery {
+        let (durable, failed) = match persist(shard, &effects.records, self.clock.now_ms()) {
+            Ok(durable) => (durable, false),
+            Err(()) => (None, true),
+        };
+        let answers = effects
+            .responses
+            .into_iter()
+            .filter_map(|(id, response)| shard.waiters.remove(&id).map(|s| (s, response)))
+            .collect();
+        Delivery {
+            durable,
+            failed,
+            answers,
+        }
+    }
+
+    pub async fn join(&self, request: JoinRequest) -> JoinResponse {
+        let member_id = request.member_id.clone();
+        let (sender, receiver) = oneshot::channel();
+        let id = self.next_request_id();
+        let delivery = {
+            let mut shard = match self.active(&request.group_id) {
+                Ok(shard) => shard,
+                Err(error) => return JoinResponse::error(&member_id, error),
+            };
+            shard.waiters.insert(id, sender);
+            let effects = shard.manager.join(self.clock.now_ms(), id, request);
+            self.settle(&mut shard, effects)
+        };
+        delivery.send(&self.flusher);
+        match receiver.await {
+            Ok(Response::Join(response)) => response,
+            _ => JoinResponse::error(&member_id, GroupError::CoordinatorNotAvailable),
+        }
+    }
+
+    pub async fn sync(&self, request: SyncRequest) -> SyncResponse {
+        let (sender, receiver) = oneshot::channel();
+        let id = self.next_request_id();
+        let delivery = {
+            let mut shard = match self.active(&request.group_id) {
+                Ok(shard) => shard,
+                Err(error) => return SyncResponse::error(error),
+            };
+            shard.waiters.insert(id, sender);
+            let effects = shard.manager.sync(self.clock.now_ms(), id, request);
+            self.settle(&mut shard, effects)
+        };
+        delivery.send(&self.flusher);
+        match receiver.await {
+            Ok(Response::Sync(response)) => response,
+            _ => SyncResponse::error(GroupError::CoordinatorNotAvailable),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), GroupError> {
+        let mut shard = self.active(group_id)?;
+        let now_ms = self.clock.now_ms();
+        shard.manager.heartbeat(
+            now_ms,
+            group_id,
+            member_id,
+            group_instance_id,
+            generation_id,
+        )
+    }
+
+    pub async fn leave(
+        &self,
+        group_id: &str,
+        members: &[MemberIdentity],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let (result, delivery) = {
+            let mut shard = self.active(group_id)?;
+            let (result, effects) = shard.manager.leave(self.clock.now_ms(), group_id, members);
+            (result, self.settle(&mut shard, effects))
+        };
+        delivery.send(&self.flusher);
+        result
+    }
+
+    /// OffsetCommit: per-partition errors for the partitions refused; the others are stored.
+    pub async fn commit(
+        &self,
+        request: CommitRequest,
+    ) -> Result<Vec<(String, i32, GroupError)>, GroupError> {
+        let (errors, delivery) = {
+            let mut shard = self.active(&request.group_id)?;
+            let now_ms = self.clock.now_ms();
+            let plan = shard.manager.plan_commit(now_ms, request)?;
+            let delivery = self.settle(
+                &mut shard,
+                Effects {
+                    records: plan.records.clone(),
+                    responses: Vec::new(),
+                },
+            );
+            if delivery.failed {
+                return Err(GroupError::Storage);
+            }
+            for record in &plan.records {
+                shard.manager.apply(now_ms, record);
+            }
+            (plan.errors, delivery)
+        };
+        if !delivery.wait(&self.flusher).await {
+            return Err(GroupError::Storage);
+        }
+        Ok(errors)
+    }
+
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<(String, i32, Option<super::records::OffsetValue>)>, GroupError> {
+        let shard = self.active(group_id)?;
+        Ok(shard.manager.fetch_offsets(group_id, partitions))
+    }
+
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        let shard = self.active(group_id)?;
+        Ok(shard.manager.describe(group_id))
+    }
+
+    pub fn list(&self) -> Result<Vec<GroupListing>, GroupError> {
+        let mut groups = Vec::new();
+        for shard in &self.shards {
+            let shard = lock(shard);
+            if shard.state == ShardState::Loading {
+                return Err(GroupError::CoordinatorLoadInProgress);
+            }
+            groups.extend(shard.manager.list());
+        }
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(groups)
+    }
+
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+        let delivery = {
+            let mut shard = self.active(group_id)?;
+            let records = shard.manager.delete_group(self.clock.now_ms(), group_id)?;
+            self.settle(
+                &mut shard,
+                Effects {
+                    records,
+                    responses: Vec::new(),
+                },
+            )
+        };
+        if delivery.wait(&self.flusher).await {
+            Ok(())
+        } else {
+            Err(GroupError::Storage)
+        }
+    }
+
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let (results, delivery) = {
+            let mut shard = self.active(group_id)?;
+            let (records, results) = shard.manager.delete_offsets(group_id, partitions)?;
+            let delivery = self.settle(
+                &mut shard,
+                Effects {
+                    records,
+                    responses: Vec::new(),
+                },
+            );
+            (results, delivery)
+        };
+        if delivery.wait(&self.flusher).await {
+            Ok(results)
+        } else {
+            Err(GroupError::Storage)
+        }
+    }
+
+    /// Fires the deadlines of every active shard. Called periodically by the broker.
+    pub fn tick(&self) {
+        for shard in &self.shards {
+            let delivery = {
+                let mut shard = lock(shard);
+                if shard.state != ShardState::Active {
+                    continue;
+                }
+                let effects = shard.manager.tick(self.clock.now_ms());
+                if effects.records.is_empty() && effects.responses.is_empty() {
+                    continue;
+                }
+                self.settle(&mut shard, effects)
+            };
+            delivery.send(&self.flusher);
+        }
+    }
+}
+
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Appends the records as one batch; returns what to wait for to make them durable.
+fn persist(
+    shard: &mut Shard,
+    records: &[GroupRecord],
+    now_ms: i64,
+) -> Result<Option<(Arc<PartitionLog>, i64)>, ()> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let batch = encode_batch(records, now_ms).map_err(|e| {
+        tracing::error!(error = %e, "cannot encode group records");
+    })?;
+    let info = shard.log.append(&batch, now_ms).map_err(|e| {
+        tracing::error!(partition = %shard.log.topic_partition, error = %e, "cannot write group records");
+    })?;
+    Ok(info
+        .fsync_acks_all
+        .then(|| (shard.log.clone(), info.next_offset)))
+}
+
+fn encode_batch(records: &[GroupRecord], now_ms: i64) -> anyhow::Result<Bytes> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            let (key, value) = record.encode();
+            Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder keeps records in one batch while offset - sequence is constant.
+                sequence: i as i32 - 1,
+                timestamp: now_ms,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+            }
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
+    Ok(buf.freeze())
+}
+
+/// Applies every record of the log to `manager`; returns how many were read.
+fn replay(log: &PartitionLog, manager: &mut GroupManager, now_ms: i64) -> usize {
+    let offsets = log.offsets();
+    let mut offset = offsets.log_start_offset;
+    let mut count = 0;
+    while offset < offsets.high_watermark {
+        let mut bytes = match log.read(offset, LOAD_READ_BYTES) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(partition = %log.topic_partition, offset, error = %e, "cannot read the offsets topic; groups after this point are not loaded");
+                break;
+            }
+        };
+        let before = offset;
+        while !bytes.is_empty() {
+            let batch = match RecordBatchDecoder::decode(&mut bytes) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(partition = %log.topic_partition, offset, error = %e, "undecodable batch in the offsets topic; groups after this point are not loaded");
+                    return count;
+                }
+            };
+            for record in batch.records {
+                if record.offset < offset {
+                    continue;
+                }
+                offset = record.offset + 1;
+                let Some(key) = record.key else { continue };
+                match GroupRecord::decode(&key, record.value.as_deref()) {
+                    Ok(record) => {
+                        manager.apply(now_ms, &record);
+                        count += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(partition = %log.topic_partition, offset = record.offset, error = %e, "skipping an unreadable group record")
+                    }
+                }
+            }
+        }
+        if offset == before {
+            tracing::error!(partition = %log.topic_partition, offset, "no progress loading the offsets topic");
+            break;
+        }
+    }
+    count
+}
