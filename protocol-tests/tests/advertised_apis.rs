@@ -156,10 +156,244 @@ fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        ApiKey::FindCoordinator => {
+            let mut request = FindCoordinatorRequest::default();
+            if version >= 4 {
+                request.coordinator_keys = vec![StrBytes::from_static_str("probe-group")];
+            } else {
+                request.key = StrBytes::from_static_str("probe-group");
+            }
+            let response = client.call(version, &request)?;
+            let (code, port) = if version >= 4 {
+                anyhow::ensure!(response.coordinators.len() == 1, "{response:?}");
+                (
+                    response.coordinators[0].error_code,
+                    response.coordinators[0].port,
+                )
+            } else {
+                (response.error_code, response.port)
+            };
+            anyhow::ensure!(code == 0 && port > 0, "{response:?}");
+            Ok(())
+        }
+        ApiKey::JoinGroup => {
+            let (member, generation) = join(client, &format!("join-v{version}"), version)?;
+            anyhow::ensure!(!member.is_empty() && generation == 1);
+            Ok(())
+        }
+        ApiKey::SyncGroup => {
+            let group = format!("sync-v{version}");
+            let (member, generation) = join(client, &group, 5)?;
+            let mut request = SyncGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group)))
+                .with_generation_id(generation)
+                .with_member_id(StrBytes::from_string(member.clone()))
+                .with_assignments(vec![
+                    sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(StrBytes::from_string(member))
+                        .with_assignment(bytes::Bytes::from_static(b"assigned")),
+                ]);
+            if version >= 5 {
+                request.protocol_type = Some(StrBytes::from_static_str("consumer"));
+                request.protocol_name = Some(StrBytes::from_static_str("range"));
+            }
+            let response = client.call(version, &request)?;
+            anyhow::ensure!(
+                response.error_code == 0 && response.assignment.as_ref() == b"assigned",
+                "{response:?}"
+            );
+            Ok(())
+        }
+        ApiKey::Heartbeat => {
+            let group = format!("heartbeat-v{version}");
+            let (member, generation) = join(client, &group, 5)?;
+            let response = client.call(
+                version,
+                &HeartbeatRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(group)))
+                    .with_generation_id(generation)
+                    .with_member_id(StrBytes::from_string(member)),
+            )?;
+            // CompletingRebalance: a heartbeat is accepted while the leader assigns.
+            anyhow::ensure!(response.error_code == 0, "{response:?}");
+            Ok(())
+        }
+        ApiKey::LeaveGroup => {
+            let group = format!("leave-v{version}");
+            let (member, _) = join(client, &group, 5)?;
+            let mut request =
+                LeaveGroupRequest::default().with_group_id(GroupId(StrBytes::from_string(group)));
+            if version >= 3 {
+                request.members = vec![leave_group_request::MemberIdentity::default()
+                    .with_member_id(StrBytes::from_string(member))];
+            } else {
+                request.member_id = StrBytes::from_string(member);
+            }
+            let response = client.call(version, &request)?;
+            anyhow::ensure!(response.error_code == 0, "{response:?}");
+            if version >= 3 {
+                anyhow::ensure!(response.members[0].error_code == 0, "{response:?}");
+            }
+            Ok(())
+        }
+        ApiKey::OffsetCommit => {
+            let code = commit(client, &format!("commit-v{version}"), version, 7)?;
+            anyhow::ensure!(code == 0, "commit error {code}");
+            Ok(())
+        }
+        ApiKey::OffsetFetch => {
+            let group = format!("fetch-v{version}");
+            anyhow::ensure!(commit(client, &group, 2, 11)? == 0);
+            let group_id = GroupId(StrBytes::from_string(group));
+            let offset = if version >= 8 {
+                let response = client.call(
+                    version,
+                    &OffsetFetchRequest::default().with_groups(vec![
+                        offset_fetch_request::OffsetFetchRequestGroup::default()
+                            .with_group_id(group_id)
+                            .with_topics(None),
+                    ]),
+                )?;
+                response.groups[0].topics[0].partitions[0].committed_offset
+            } else {
+                let response = client.call(
+                    version,
+                    &OffsetFetchRequest::default()
+                        .with_group_id(group_id)
+                        .with_topics(Some(vec![
+                            offset_fetch_request::OffsetFetchRequestTopic::default()
+                                .with_name(topic("probe"))
+                                .with_partition_indexes(vec![0]),
+                        ])),
+                )?;
+                response.topics[0].partitions[0].committed_offset
+            };
+            anyhow::ensure!(offset == 11, "fetched {offset}");
+            Ok(())
+        }
+        ApiKey::DescribeGroups => {
+            let group = format!("describe-v{version}");
+            anyhow::ensure!(commit(client, &group, 2, 1)? == 0);
+            let response = client.call(
+                version,
+                &DescribeGroupsRequest::default()
+                    .with_groups(vec![GroupId(StrBytes::from_string(group))]),
+            )?;
+            let g = &response.groups[0];
+            anyhow::ensure!(
+                g.error_code == 0 && g.group_state.as_str() == "Empty",
+                "{g:?}"
+            );
+            Ok(())
+        }
+        ApiKey::ListGroups => {
+            let group = format!("list-v{version}");
+            anyhow::ensure!(commit(client, &group, 2, 1)? == 0);
+            let response = client.call(version, &ListGroupsRequest::default())?;
+            anyhow::ensure!(response.error_code == 0, "{response:?}");
+            anyhow::ensure!(
+                response.groups.iter().any(|g| g.group_id.as_str() == group),
+                "{response:?}"
+            );
+            Ok(())
+        }
+        ApiKey::DeleteGroups => {
+            let group = format!("delete-v{version}");
+            anyhow::ensure!(commit(client, &group, 2, 1)? == 0);
+            let response = client.call(
+                version,
+                &DeleteGroupsRequest::default()
+                    .with_groups_names(vec![GroupId(StrBytes::from_string(group))]),
+            )?;
+            anyhow::ensure!(response.results[0].error_code == 0, "{response:?}");
+            Ok(())
+        }
+        ApiKey::OffsetDelete => {
+            let group = format!("offset-delete-v{version}");
+            anyhow::ensure!(commit(client, &group, 2, 1)? == 0);
+            let response = client.call(
+                version,
+                &OffsetDeleteRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(group)))
+                    .with_topics(vec![
+                        offset_delete_request::OffsetDeleteRequestTopic::default()
+                            .with_name(topic("probe"))
+                            .with_partitions(vec![
+                                offset_delete_request::OffsetDeleteRequestPartition::default()
+                                    .with_partition_index(0),
+                            ]),
+                    ]),
+            )?;
+            anyhow::ensure!(
+                response.error_code == 0 && response.topics[0].partitions[0].error_code == 0,
+                "{response:?}"
+            );
+            Ok(())
+        }
         other => {
             anyhow::bail!("{other:?} is advertised but this test has no probe for it: add one")
         }
     }
+}
+
+/// Joins `group` as a new consumer with JoinGroup `version` (through MEMBER_ID_REQUIRED from
+/// v4 on); returns the member id and generation.
+fn join(client: &mut Client, group: &str, version: i16) -> anyhow::Result<(String, i32)> {
+    let mut member_id = String::new();
+    for _ in 0..2 {
+        let response = client.call(
+            version,
+            &JoinGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(StrBytes::from_string(member_id.clone()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                )
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(bytes::Bytes::from_static(b"meta"))]),
+        )?;
+        match response.error_code {
+            0 => {
+                anyhow::ensure!(response.leader == response.member_id, "{response:?}");
+                anyhow::ensure!(response.members.len() == 1, "{response:?}");
+                anyhow::ensure!(
+                    response.protocol_name.as_deref() == Some("range"),
+                    "{response:?}"
+                );
+                return Ok((response.member_id.to_string(), response.generation_id));
+            }
+            // KIP-394, JoinGroup v4+ only.
+            79 if version >= 4 && member_id.is_empty() => {
+                member_id = response.member_id.to_string();
+            }
+            code => anyhow::bail!("join v{version}: error {code}: {response:?}"),
+        }
+    }
+    anyhow::bail!("join v{version}: no member id")
+}
+
+/// A standalone commit (generation -1) of `offset` for probe-0; returns the partition's error.
+fn commit(client: &mut Client, group: &str, version: i16, offset: i64) -> anyhow::Result<i16> {
+    let response = client.call(
+        version,
+        &OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_retention_time_ms(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic("probe"))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset)
+                            .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                    ]),
+            ]),
+    )?;
+    Ok(response.topics[0].partitions[0].error_code)
 }
 
 /// Produce v0-2 (message format v0/v1) is advertised, as Kafka does, and answered with
@@ -197,7 +431,8 @@ fn legacy_produce(client: &mut Client, version: i16) -> anyhow::Result<()> {
 
 #[test]
 fn every_advertised_version_is_served() {
-    let broker = BrokerProcess::start(&[]);
+    // No initial rebalance delay, so each JoinGroup probe completes at once.
+    let broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
     let mut client = broker.client();
     let versions = client
         .call(3, &ApiVersionsRequest::default())

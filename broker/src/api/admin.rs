@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::{blocking, decode, encode, errors, Reply, RequestContext, RequestError};
 use crate::broker::{log_config_for, Broker};
+use crate::group::OFFSETS_TOPIC;
 use crate::metadata::MetadataError;
 
 /// Kafka's `ConfigSource.DYNAMIC_TOPIC_CONFIG` and `DEFAULT_CONFIG`.
@@ -162,6 +163,10 @@ fn delete_one(broker: &Broker, name: Option<String>, id: Uuid) -> DeletableTopic
         .with_topic_id(id);
     if !broker.config.delete_topic_enable {
         return result.with_error_code(ResponseError::TopicDeletionDisabled.code());
+    }
+    if record.as_ref().is_some_and(|r| r.name == OFFSETS_TOPIC) {
+        // The group coordinator lives on it.
+        return result.with_error_code(ResponseError::InvalidTopicException.code());
     }
     let Some(record) = record else {
         let error = if name.is_some() {

@@ -397,13 +397,15 @@ pub fn offset_commit(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
 }
 
 type Partitions = Vec<(String, Vec<i32>)>;
+/// (partition, committed offset, leader epoch, metadata) by topic.
+type FetchedTopics = Vec<(String, Vec<(i32, i64, i32, String)>)>;
 
 /// One group's offsets for OffsetFetch: the partitions asked for, or all when `None`.
 fn fetch_group(
     coordinator: &Result<Arc<GroupCoordinator>, GroupError>,
     group_id: &str,
     wanted: Option<&[(String, Vec<i32>)]>,
-) -> Result<Vec<(String, Vec<(i32, i64, i32, String)>)>, GroupError> {
+) -> Result<FetchedTopics, GroupError> {
     let found = match coordinator {
         Ok(c) => c.fetch_offsets(group_id, wanted)?,
         // No offsets topic yet: nothing was ever committed.
@@ -415,7 +417,7 @@ fn fetch_group(
             None => Vec::new(),
         },
     };
-    let mut topics: Vec<(String, Vec<(i32, i64, i32, String)>)> = Vec::new();
+    let mut topics: FetchedTopics = Vec::new();
     for (topic, partition, value) in found {
         let entry = match value {
             Some(v) => (partition, v.offset, v.leader_epoch, v.metadata),

@@ -114,7 +114,7 @@ fn respond(
         MetadataResponseTopic::default()
             .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
             .with_topic_id(topic.id)
-            .with_is_internal(false)
+            .with_is_internal(topic.name == crate::group::OFFSETS_TOPIC)
             .with_topic_authorized_operations(topic_operations)
             .with_partitions(
                 (0..topic.partitions)

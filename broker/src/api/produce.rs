@@ -10,6 +10,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{decode, encode, errors, Reply, RequestContext, RequestError, ResponseBody};
 use crate::broker::Broker;
+use crate::group::OFFSETS_TOPIC;
 use crate::log::partition::AppendError;
 
 /// The first Produce version the `kafka-protocol` crate decodes (message format v2).
@@ -46,6 +47,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             };
             let outcome = if !matches!(acks, -1..=1) {
                 Err(ResponseError::InvalidRequiredAcks)
+            } else if name == OFFSETS_TOPIC {
+                // Only the group coordinator writes there (Kafka: "Cannot append to internal
+                // topic").
+                Err(ResponseError::InvalidTopicException)
             } else if let Some(log) = log {
                 match data.records.as_deref().map(|r| log.append(r, now_ms)) {
                     None => Err(ResponseError::CorruptMessage),

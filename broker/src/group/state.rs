@@ -39,6 +39,9 @@ use super::records::{
     consumer_subscription_topics, GroupRecord, GroupValue, MemberValue, OffsetValue,
 };
 
+/// One outcome per partition of a request, in request order.
+pub type PartitionResults = Vec<Result<(), GroupError>>;
+
 /// Identifies a request waiting for its JoinGroup or SyncGroup response.
 pub type RequestId = u64;
 
@@ -974,13 +977,13 @@ impl GroupManager {
             }
             group.remove_member(&member_id, &mut effects);
             results.push(Ok(()));
-            match group.state {
-                GroupState::Stable | GroupState::CompletingRebalance => {
-                    group.maybe_prepare_rebalance(now_ms, &config, &mut effects)
-                }
-                GroupState::PreparingRebalance => group.maybe_complete_join(now_ms, &mut effects),
-                GroupState::Empty | GroupState::Dead => {}
+            if matches!(
+                group.state,
+                GroupState::Stable | GroupState::CompletingRebalance
+            ) {
+                group.prepare_rebalance(now_ms, &config, &mut effects);
             }
+            group.maybe_complete_join(now_ms, &mut effects);
         }
         group.check();
         (Ok(results), effects)
@@ -1194,7 +1197,7 @@ impl GroupManager {
         &mut self,
         group_id: &str,
         partitions: &[(String, i32)],
-    ) -> Result<(Vec<GroupRecord>, Vec<Result<(), GroupError>>), GroupError> {
+    ) -> Result<(Vec<GroupRecord>, PartitionResults), GroupError> {
         let group = self
             .groups
             .get_mut(group_id)
@@ -1604,14 +1607,9 @@ fn tick_group(group: &mut Group, now_ms: i64, config: &GroupConfig, effects: &mu
                 tracing::info!(group = %group.id, member = %member_id, "member removed: no SyncGroup within the rebalance timeout");
                 group.remove_member(member_id, effects);
             }
-            if group.members.is_empty() && group.state == GroupState::Stable {
-                // Stable cannot go straight to Empty: rebalance, which ends Empty at once.
-                group.prepare_rebalance(now_ms, config, effects);
-                group.complete_join(now_ms, effects);
-            } else {
-                group.prepare_rebalance(now_ms, config, effects);
-                group.maybe_complete_join(now_ms, effects);
-            }
+            // With nobody left the rebalance ends at once, in Empty.
+            group.prepare_rebalance(now_ms, config, effects);
+            group.maybe_complete_join(now_ms, effects);
         }
     }
     group.check();
@@ -1685,3 +1683,7 @@ fn tombstones(group: &Group) -> Vec<GroupRecord> {
     });
     records
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
