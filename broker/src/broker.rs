@@ -283,6 +283,9 @@ impl Broker {
             self.logs
                 .remove_partition(&TopicPartition::new(name, partition))?;
         }
+        if let Some(groups) = self.groups.get() {
+            groups.remove_topic_offsets(name);
+        }
         tracing::info!(topic = name, "deleted topic");
         Ok(record)
     }

@@ -379,6 +379,30 @@ impl GroupCoordinator {
         }
     }
 
+    /// Forgets every group's offsets for a deleted topic (tombstones are written, not awaited).
+    pub fn remove_topic_offsets(&self, topic: &str) {
+        for shard in &self.shards {
+            let delivery = {
+                let mut shard = lock(shard);
+                if shard.state != ShardState::Active {
+                    continue;
+                }
+                let records = shard.manager.remove_topic_offsets(topic);
+                if records.is_empty() {
+                    continue;
+                }
+                self.settle(
+                    &mut shard,
+                    Effects {
+                        records,
+                        responses: Vec::new(),
+                    },
+                )
+            };
+            delivery.send(&self.flusher);
+        }
+    }
+
     /// Fires the deadlines of every active shard. Called periodically by the broker.
     pub fn tick(&self) {
         for shard in &self.shards {

@@ -1227,6 +1227,29 @@ impl GroupManager {
         Ok((records, results))
     }
 
+    /// A deleted topic's committed offsets go with it (Kafka's `onPartitionsDeleted`).
+    pub fn remove_topic_offsets(&mut self, topic: &str) -> Vec<GroupRecord> {
+        let mut records = Vec::new();
+        for group in self.groups.values_mut() {
+            let gone: Vec<(String, i32)> = group
+                .offsets
+                .keys()
+                .filter(|(t, _)| t == topic)
+                .cloned()
+                .collect();
+            for key in gone {
+                group.offsets.remove(&key);
+                records.push(GroupRecord::Offset {
+                    group_id: group.id.clone(),
+                    topic: key.0,
+                    partition: key.1,
+                    value: None,
+                });
+            }
+        }
+        records
+    }
+
     /// Fires every deadline that has passed: failed members, the end of a join phase, members
     /// that never synced, expired offsets.
     pub fn tick(&mut self, now_ms: i64) -> Effects {

@@ -787,3 +787,14 @@ fn random_churn_keeps_live_members_and_converges() {
         }
     }
 }
+
+#[test]
+fn a_deleted_topic_takes_its_offsets_along() {
+    let mut h = Harness::new();
+    assert_eq!(h.commit("", -1, 9), Ok(()));
+    assert!(h.manager.remove_topic_offsets("other").is_empty());
+    let records = h.manager.remove_topic_offsets("t");
+    assert_eq!(records.len(), 1);
+    assert!(matches!(&records[0], GroupRecord::Offset { value: None, topic, .. } if topic == "t"));
+    assert_eq!(h.committed(), None);
+}
