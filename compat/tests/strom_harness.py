@@ -318,3 +318,31 @@ def ck_read_partition(consumer, topic: str, partition: int, start_offset, expect
             break
     consumer.unassign()
     return out
+
+
+def ck_admin(broker: Broker, **extra):
+    from confluent_kafka.admin import AdminClient
+
+    conf = {
+        "bootstrap.servers": broker.bootstrap,
+        "client.id": "strom-compat-admin",
+        "socket.timeout.ms": 10000,
+        "logger": LIBRDKAFKA_LOGGER,
+    }
+    conf.update(extra)
+    return AdminClient(conf)
+
+
+def ck_create_topic(admin, topic: str, partitions: int, timeout_s: float = 30.0) -> None:
+    """Creates `topic` with `partitions` partitions and waits until the metadata shows all of them."""
+    from confluent_kafka.admin import NewTopic
+
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+                                  request_timeout=timeout_s)
+    futures[topic].result(timeout=timeout_s)
+
+    def visible():
+        md = admin.list_topics(topic, timeout=5).topics.get(topic)
+        return md is not None and md.error is None and len(md.partitions) == partitions
+
+    wait_until(visible, timeout_s, f"{topic} with {partitions} partitions in the metadata")
