@@ -144,7 +144,42 @@ pub fn log_config_for(
             _ => return Err(invalid("unknown topic config")),
         }
     }
+    let policy = overrides.get("cleanup.policy");
+    if policy.is_some_and(|p| !p.split(',').any(|p| p.trim() == "delete")) {
+        // A compacted-only topic (the offsets topic among them) never loses segments to
+        // retention: its old records are what the latest state is made of.
+        config.retention_ms = -1;
+        config.retention_bytes = -1;
+    }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacted_topics_are_exempt_from_retention() -> anyhow::Result<()> {
+        let defaults = LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: 1_000,
+            retention_ms: 1_000,
+            retention_bytes: 10,
+            index_interval_bytes: 4096,
+            flush_messages: i64::MAX,
+            max_message_bytes: 1 << 20,
+            fsync_acks_all: true,
+        };
+        let compact = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("retention.ms".to_string(), "5".to_string()),
+        ]);
+        let config = log_config_for(&defaults, &compact)?;
+        assert_eq!((config.retention_ms, config.retention_bytes), (-1, -1));
+        let both = BTreeMap::from([("cleanup.policy".to_string(), "compact,delete".to_string())]);
+        assert_eq!(log_config_for(&defaults, &both)?.retention_ms, 1_000);
+        Ok(())
+    }
 }
 
 impl Broker {
