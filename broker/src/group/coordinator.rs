@@ -529,3 +529,105 @@ fn replay(log: &PartitionLog, manager: &mut GroupManager, now_ms: i64) -> usize 
     }
     count
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::LogConfig;
+    use crate::group::records::OffsetValue;
+    use crate::group::state::{CommitOffset, CommitRequest};
+    use crate::log::{LogManager, TopicPartition};
+
+    fn log_config() -> Arc<LogConfig> {
+        Arc::new(LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: i64::MAX,
+            retention_ms: -1,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            flush_messages: i64::MAX,
+            max_message_bytes: 1 << 20,
+            fsync_acks_all: true,
+        })
+    }
+
+    fn coordinator(logs: &LogManager, clock: Arc<ManualClock>) -> anyhow::Result<GroupCoordinator> {
+        let partitions = (0..3)
+            .map(|p| {
+                logs.open_partition(
+                    &TopicPartition::new("__consumer_offsets", p),
+                    log_config(),
+                    clock.now_ms(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(GroupCoordinator::new(
+            GroupConfig::default(),
+            partitions,
+            logs.flusher().clone(),
+            clock,
+        ))
+    }
+
+    fn commit(group: &str, offset: i64) -> CommitRequest {
+        CommitRequest {
+            group_id: group.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            offsets: vec![CommitOffset {
+                topic: "t".into(),
+                partition: 2,
+                offset,
+                leader_epoch: 4,
+                metadata: Some(format!("note {offset}")),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn loading_shards_refuse_then_commits_survive_a_reload() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        {
+            let logs = LogManager::open(dir.path())?;
+            let groups = coordinator(&logs, clock.clone())?;
+            assert_eq!(
+                groups.heartbeat("g", "m", None, 1),
+                Err(GroupError::CoordinatorLoadInProgress)
+            );
+            assert_eq!(
+                groups.commit(commit("g", 1)).await,
+                Err(GroupError::CoordinatorLoadInProgress)
+            );
+            groups.load();
+            for (i, group) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+                assert_eq!(groups.commit(commit(group, i as i64)).await, Ok(vec![]));
+            }
+            assert_eq!(groups.commit(commit("a", 100)).await, Ok(vec![]));
+            assert_eq!(groups.delete_group("e").await, Ok(()));
+            drop(groups);
+            tokio::task::spawn_blocking(move || logs.shutdown()).await??;
+        }
+        let logs = LogManager::open(dir.path())?;
+        let groups = coordinator(&logs, clock.clone())?;
+        groups.load();
+        let wanted = [("t".to_string(), vec![2])];
+        let offset_of = |group: &str| -> Result<Option<OffsetValue>, GroupError> {
+            Ok(groups.fetch_offsets(group, Some(&wanted))?[0].2.clone())
+        };
+        let a = offset_of("a")?.map(|v| (v.offset, v.leader_epoch, v.metadata));
+        assert_eq!(
+            a,
+            Some((100, 4, "note 100".to_string())),
+            "the latest commit wins"
+        );
+        assert_eq!(offset_of("d")?.map(|v| v.offset), Some(3));
+        assert_eq!(offset_of("e")?, None, "the deleted group stays deleted");
+        let listed: Vec<String> = groups.list()?.into_iter().map(|g| g.group_id).collect();
+        assert_eq!(listed, ["a", "b", "c", "d"]);
+        Ok(())
+    }
+}
