@@ -154,34 +154,6 @@ pub fn log_config_for(
     Ok(config)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compacted_topics_are_exempt_from_retention() -> anyhow::Result<()> {
-        let defaults = LogConfig {
-            segment_bytes: 1 << 20,
-            segment_ms: 1_000,
-            retention_ms: 1_000,
-            retention_bytes: 10,
-            index_interval_bytes: 4096,
-            flush_messages: i64::MAX,
-            max_message_bytes: 1 << 20,
-            fsync_acks_all: true,
-        };
-        let compact = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("retention.ms".to_string(), "5".to_string()),
-        ]);
-        let config = log_config_for(&defaults, &compact)?;
-        assert_eq!((config.retention_ms, config.retention_bytes), (-1, -1));
-        let both = BTreeMap::from([("cleanup.policy".to_string(), "compact,delete".to_string())]);
-        assert_eq!(log_config_for(&defaults, &both)?.retention_ms, 1_000);
-        Ok(())
-    }
-}
-
 impl Broker {
     /// Opens the data directory and recovers every partition. Blocking.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
@@ -339,5 +311,33 @@ impl Broker {
                 tracing::error!(partition = %log.topic_partition, error = %e, "retention failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacted_topics_are_exempt_from_retention() -> anyhow::Result<()> {
+        let defaults = LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: 1_000,
+            retention_ms: 1_000,
+            retention_bytes: 10,
+            index_interval_bytes: 4096,
+            flush_messages: i64::MAX,
+            max_message_bytes: 1 << 20,
+            fsync_acks_all: true,
+        };
+        let compact = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("retention.ms".to_string(), "5".to_string()),
+        ]);
+        let config = log_config_for(&defaults, &compact)?;
+        assert_eq!((config.retention_ms, config.retention_bytes), (-1, -1));
+        let both = BTreeMap::from([("cleanup.policy".to_string(), "compact,delete".to_string())]);
+        assert_eq!(log_config_for(&defaults, &both)?.retention_ms, 1_000);
+        Ok(())
     }
 }
