@@ -11,7 +11,8 @@ use crate::clock::Clock;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
-use crate::metadata::{MetadataError, MetadataStore, TopicRecord};
+use crate::metadata::topic_configs::topic_config_def;
+use crate::metadata::{MetadataError, MetadataStore, TopicRecord, MAX_PARTITIONS_PER_TOPIC};
 use crate::txn::producer_ids::ProducerIdAllocator;
 
 #[derive(Debug, Error)]
@@ -33,40 +34,6 @@ pub struct Broker {
     groups: OnceLock<Arc<GroupCoordinator>>,
     creating_groups: Mutex<()>,
 }
-
-/// Topic-level config names Strom applies to its logs, with how they map onto `LogConfig`.
-pub const TOPIC_CONFIGS: &[&str] = &[
-    "segment.bytes",
-    "segment.ms",
-    "retention.ms",
-    "retention.bytes",
-    "index.interval.bytes",
-    "flush.messages",
-    "max.message.bytes",
-    "cleanup.policy",
-    "compression.type",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    "unclean.leader.election.enable",
-    "delete.retention.ms",
-    "min.compaction.lag.ms",
-    "max.compaction.lag.ms",
-    "min.cleanable.dirty.ratio",
-    "file.delete.delay.ms",
-    "flush.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.downconversion.enable",
-    "preallocate",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "remote.storage.enable",
-];
 
 /// Applies a topic's config overrides to the broker's log defaults.
 pub fn log_config_for(
@@ -140,8 +107,11 @@ pub fn log_config_for(
                     return Err(invalid("must be CreateTime or LogAppendTime"));
                 }
             }
-            _ if TOPIC_CONFIGS.contains(&key.as_str()) => {}
-            _ => return Err(invalid("unknown topic config")),
+            _ => match topic_config_def(key) {
+                Some(def) if def.config_type.accepts(value) => {}
+                Some(_) => return Err(invalid("not a value of the config's type")),
+                None => return Err(invalid("unknown topic config")),
+            },
         }
     }
     let policy = overrides.get("cleanup.policy");
@@ -280,6 +250,52 @@ impl Broker {
             )?;
         }
         tracing::info!(topic = name, partitions, id = %record.id, "created topic");
+        Ok(record)
+    }
+
+    /// Replaces a topic's config overrides after validating them, and applies them to its
+    /// partitions at once. Blocking (fsyncs metadata).
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicRecord>, MetadataError> {
+        let log_config = Arc::new(log_config_for(&self.config.log, &configs)?);
+        let record = self.metadata.set_topic_configs(name, configs)?;
+        for partition in 0..record.partitions {
+            if let Some(log) = self.partition(name, partition) {
+                log.set_config(log_config.clone());
+            }
+        }
+        tracing::info!(topic = name, configs = ?record.configs, "topic configs changed");
+        Ok(record)
+    }
+
+    /// Adds partitions to a topic (CreatePartitions); existing ones are untouched. Blocking.
+    pub fn grow_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> Result<Arc<TopicRecord>, MetadataError> {
+        let current = self
+            .metadata
+            .image()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let log_config = Arc::new(log_config_for(&self.config.log, &current.configs)?);
+        let now_ms = self.clock.now_ms();
+        // Logs first: a crash in between leaves directories no topic owns yet, which a retry
+        // reuses, rather than a topic whose partitions have no log.
+        for partition in current.partitions..partitions.min(MAX_PARTITIONS_PER_TOPIC) {
+            self.logs.open_partition(
+                &TopicPartition::new(name, partition),
+                log_config.clone(),
+                now_ms,
+            )?;
+        }
+        let record = self.metadata.grow_topic(name, partitions)?;
+        tracing::info!(topic = name, partitions, "added partitions");
         Ok(record)
     }
 

@@ -226,6 +226,8 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
+    /// Every property set explicitly (file, environment, overrides), as given.
+    pub properties: BTreeMap<String, String>,
     /// Properties Strom does not know, reported once at start.
     pub unknown: Vec<String>,
 }
@@ -466,8 +468,29 @@ impl BrokerConfig {
                 parse(props, "offsets.topic.segment.bytes")?,
                 14,
             )?,
+            properties: props.values.clone(),
             unknown,
         })
+    }
+
+    /// Broker properties as DescribeConfigs reports them: (name, value, set explicitly), every
+    /// property with a default plus every other one that was set, in name order.
+    pub fn described_properties(&self) -> Vec<(String, String, bool)> {
+        let mut out: BTreeMap<String, (String, bool)> = DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), (v.to_string(), false)))
+            .collect();
+        for (k, v) in &self.properties {
+            out.insert(k.clone(), (v.clone(), true));
+        }
+        out.insert(
+            "node.id".into(),
+            (
+                self.node_id.to_string(),
+                self.properties.contains_key("node.id"),
+            ),
+        );
+        out.into_iter().map(|(k, (v, set))| (k, v, set)).collect()
     }
 
     /// The advertised listener clients are told about.

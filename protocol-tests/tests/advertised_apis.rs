@@ -330,6 +330,110 @@ fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        ApiKey::DescribeConfigs => {
+            let response = client.call(
+                version,
+                &DescribeConfigsRequest::default()
+                    .with_include_synonyms(true)
+                    .with_resources(vec![
+                        describe_configs_request::DescribeConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("probe"))
+                            .with_configuration_keys(None),
+                        describe_configs_request::DescribeConfigsResource::default()
+                            .with_resource_type(4)
+                            .with_resource_name(StrBytes::from_static_str("1"))
+                            .with_configuration_keys(None),
+                    ]),
+            )?;
+            for result in &response.results {
+                anyhow::ensure!(result.error_code == 0, "{result:?}");
+                anyhow::ensure!(!result.configs.is_empty(), "{result:?}");
+            }
+            let retention = response.results[0]
+                .configs
+                .iter()
+                .find(|c| c.name.as_str() == "retention.ms")
+                .ok_or_else(|| anyhow::anyhow!("no retention.ms"))?;
+            anyhow::ensure!(
+                retention.value.as_deref() == Some("604800000"),
+                "{retention:?}"
+            );
+            Ok(())
+        }
+        ApiKey::AlterConfigs => {
+            let response = client.call(
+                version,
+                &AlterConfigsRequest::default()
+                    .with_validate_only(true)
+                    .with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("probe"))
+                        .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("retention.ms"))
+                            .with_value(Some(StrBytes::from_static_str("3600000")))])]),
+            )?;
+            anyhow::ensure!(response.responses[0].error_code == 0, "{response:?}");
+            Ok(())
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let response = client.call(
+                version,
+                &IncrementalAlterConfigsRequest::default()
+                    .with_validate_only(true)
+                    .with_resources(vec![
+                        incremental_alter_configs_request::AlterConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("probe"))
+                            .with_configs(vec![
+                                incremental_alter_configs_request::AlterableConfig::default()
+                                    .with_name(StrBytes::from_static_str("retention.ms"))
+                                    .with_config_operation(0)
+                                    .with_value(Some(StrBytes::from_static_str("3600000"))),
+                            ]),
+                    ]),
+            )?;
+            anyhow::ensure!(response.responses[0].error_code == 0, "{response:?}");
+            Ok(())
+        }
+        ApiKey::CreatePartitions => {
+            let name = format!("grow-v{version}");
+            let created = client.call(
+                5,
+                &CreateTopicsRequest::default().with_topics(vec![
+                    create_topics_request::CreatableTopic::default()
+                        .with_name(topic(&name))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                ]),
+            )?;
+            anyhow::ensure!(created.topics[0].error_code == 0, "{created:?}");
+            let response = client.call(
+                version,
+                &CreatePartitionsRequest::default()
+                    .with_timeout_ms(5000)
+                    .with_topics(vec![
+                        create_partitions_request::CreatePartitionsTopic::default()
+                            .with_name(topic(&name))
+                            .with_count(3)
+                            .with_assignments(None),
+                    ]),
+            )?;
+            anyhow::ensure!(response.results[0].error_code == 0, "{response:?}");
+            Ok(())
+        }
+        ApiKey::DescribeCluster => {
+            let mut request = DescribeClusterRequest::default();
+            request.endpoint_type = 1;
+            let response = client.call(version, &request)?;
+            anyhow::ensure!(
+                response.error_code == 0
+                    && response.brokers.len() == 1
+                    && !response.cluster_id.is_empty(),
+                "{response:?}"
+            );
+            Ok(())
+        }
         other => {
             anyhow::bail!("{other:?} is advertised but this test has no probe for it: add one")
         }

@@ -1,17 +1,22 @@
-//! Topic administration: CreateTopics (with `validate_only`) and DeleteTopics (by name, and
-//! by id from v6).
+//! Topic and cluster administration: CreateTopics (with `validate_only`), DeleteTopics (by
+//! name, and by id from v6), CreatePartitions, DescribeCluster.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest,
+    DescribeClusterResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -185,4 +190,144 @@ fn delete_one(broker: &Broker, name: Option<String>, id: Uuid) -> DeletableTopic
             .with_error_code(errors::metadata_error(&e).code())
             .with_error_message(Some(StrBytes::from_string(e.to_string()))),
     }
+}
+
+/// CreatePartitions: grows topics; existing partitions and their data are untouched. Manual
+/// assignments may only name this broker.
+pub fn create_partitions(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: CreatePartitionsRequest = match decode(ctx, body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let version = ctx.version;
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let results = blocking(move || {
+            let mut seen = std::collections::HashSet::new();
+            request
+                .topics
+                .iter()
+                .map(|topic| {
+                    let result =
+                        CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+                    let outcome = if !seen.insert(topic.name.to_string()) {
+                        Err((
+                            ResponseError::InvalidRequest,
+                            "topic named twice".to_string(),
+                        ))
+                    } else {
+                        grow_one(&broker, topic, request.validate_only)
+                    };
+                    match outcome {
+                        Ok(()) => result,
+                        Err((error, message)) => result
+                            .with_error_code(error.code())
+                            .with_error_message(Some(StrBytes::from_string(message))),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .ok_or_else(|| RequestError::Encode("create partitions task failed".into()))?;
+        encode(
+            &CreatePartitionsResponse::default().with_results(results),
+            version,
+        )
+    }))
+}
+
+fn grow_one(
+    broker: &Broker,
+    topic: &CreatePartitionsTopic,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let name = topic.name.as_str();
+    let Some(current) = broker.metadata.image().topic(name).cloned() else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("unknown topic {name}"),
+        ));
+    };
+    if name == OFFSETS_TOPIC {
+        return Err((
+            ResponseError::InvalidRequest,
+            "the offsets topic's partition count is fixed".into(),
+        ));
+    }
+    if topic.count <= current.partitions {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!(
+                "topic has {} partitions; the new count must be larger, got {}",
+                current.partitions, topic.count
+            ),
+        ));
+    }
+    if topic.count > crate::metadata::MAX_PARTITIONS_PER_TOPIC {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!(
+                "at most {} partitions",
+                crate::metadata::MAX_PARTITIONS_PER_TOPIC
+            ),
+        ));
+    }
+    if let Some(assignments) = &topic.assignments {
+        let added = (topic.count - current.partitions) as usize;
+        let node = broker.config.node_id;
+        if assignments.len() != added
+            || assignments
+                .iter()
+                .any(|a| a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| b.0 != node))
+        {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("assignments must list {added} new partitions on broker {node}"),
+            ));
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    broker
+        .grow_topic(name, topic.count)
+        .map(|_| ())
+        .map_err(|e| (errors::metadata_error(&e), e.to_string()))
+}
+
+/// The cluster operations Kafka grants with no authorizer, as a bit set of AclOperation codes:
+/// CREATE (5), ALTER (7), DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10),
+/// ALTER_CONFIGS (11), IDEMPOTENT_WRITE (12).
+const CLUSTER_AUTHORIZED_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+/// DescribeCluster (KIP-700): this broker is the whole cluster and its controller.
+pub fn describe_cluster(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: DescribeClusterRequest = match decode(ctx, body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let advertised = broker.config.advertised();
+    let node = broker.config.node_id;
+    let mut response = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(broker.metadata.cluster_id.clone()))
+        .with_controller_id(BrokerId(node))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(node))
+            .with_host(StrBytes::from_string(advertised.host.clone()))
+            .with_port(i32::from(advertised.port))])
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            CLUSTER_AUTHORIZED_OPERATIONS
+        } else {
+            i32::MIN
+        });
+    // v1+: endpoint type 1 is brokers; 2 (controllers) is answered by the same node.
+    if ctx.version >= 1 {
+        response.endpoint_type = request.endpoint_type;
+        if !matches!(request.endpoint_type, 1 | 2) {
+            response.error_code = ResponseError::UnsupportedEndpointType.code();
+            response.brokers.clear();
+        }
+    }
+    Reply::Now(encode(&response, ctx.version))
 }

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod api_versions;
+pub mod configs;
 pub mod errors;
 pub mod fetch;
 pub mod groups;
@@ -202,6 +203,36 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
         min_version: 0,
         max_version: 0,
         handler: groups::offset_delete,
+    },
+    ApiSpec {
+        key: ApiKey::DescribeConfigs,
+        min_version: 1,
+        max_version: 4,
+        handler: configs::describe_configs,
+    },
+    ApiSpec {
+        key: ApiKey::AlterConfigs,
+        min_version: 0,
+        max_version: 2,
+        handler: configs::alter_configs,
+    },
+    ApiSpec {
+        key: ApiKey::IncrementalAlterConfigs,
+        min_version: 0,
+        max_version: 1,
+        handler: configs::incremental_alter_configs,
+    },
+    ApiSpec {
+        key: ApiKey::CreatePartitions,
+        min_version: 0,
+        max_version: 3,
+        handler: admin::create_partitions,
+    },
+    ApiSpec {
+        key: ApiKey::DescribeCluster,
+        min_version: 0,
+        max_version: 2,
+        handler: admin::describe_cluster,
     },
 ];
 

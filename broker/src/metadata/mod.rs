@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 use crate::log::write_atomically;
 
+pub mod topic_configs;
+
 const METADATA_FILE: &str = "strom-metadata.json";
 const META_PROPERTIES: &str = "meta.properties";
 /// Kafka's limit on topic name length.
@@ -221,6 +223,49 @@ impl MetadataStore {
                 .remove(name)
                 .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
             image.topic_names_by_id.remove(&record.id);
+            Ok(record)
+        })
+    }
+
+    /// Replaces a topic's config overrides.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicRecord>, MetadataError> {
+        self.update(|image| {
+            let current = image
+                .topics
+                .get(name)
+                .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+            let record = Arc::new(TopicRecord {
+                configs,
+                ..(**current).clone()
+            });
+            image.topics.insert(name.to_string(), record.clone());
+            Ok(record)
+        })
+    }
+
+    /// Grows a topic to `partitions` (CreatePartitions); shrinking is refused.
+    pub fn grow_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> Result<Arc<TopicRecord>, MetadataError> {
+        self.update(|image| {
+            let current = image
+                .topics
+                .get(name)
+                .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+            if partitions <= current.partitions || partitions > MAX_PARTITIONS_PER_TOPIC {
+                return Err(MetadataError::InvalidPartitions(partitions));
+            }
+            let record = Arc::new(TopicRecord {
+                partitions,
+                ..(**current).clone()
+            });
+            image.topics.insert(name.to_string(), record.clone());
             Ok(record)
         })
     }
