@@ -24,10 +24,8 @@ use uuid::Uuid;
 use super::{blocking, decode, encode, errors, Reply, RequestContext, RequestError};
 use crate::broker::{log_config_for, Broker};
 use crate::group::OFFSETS_TOPIC;
+use crate::metadata::topic_configs::describe_topic_configs;
 use crate::metadata::MetadataError;
-
-/// Kafka's `ConfigSource.DYNAMIC_TOPIC_CONFIG` and `DEFAULT_CONFIG`.
-const SOURCE_TOPIC: i8 = 1;
 
 pub fn create_topics(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
     let request: CreateTopicsRequest = match decode(ctx, body) {
@@ -101,14 +99,15 @@ fn create_one(
             .with_topic_id(id)
             .with_num_partitions(partitions)
             .with_replication_factor(1)
+            // KIP-525: every effective config, with its source, as DescribeConfigs shows it.
             .with_configs(Some(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
+                describe_topic_configs(&configs, &broker.config.properties)
+                    .into_iter()
+                    .map(|c| {
                         CreatableTopicConfigs::default()
-                            .with_name(StrBytes::from_string(k.clone()))
-                            .with_value(Some(StrBytes::from_string(v.clone())))
-                            .with_config_source(SOURCE_TOPIC)
+                            .with_name(StrBytes::from_static_str(c.name))
+                            .with_value(Some(StrBytes::from_string(c.value)))
+                            .with_config_source(c.source as i8)
                     })
                     .collect(),
             ))
