@@ -71,8 +71,8 @@ pub async fn run(
         stopped.clone(),
         broker.clone(),
         |b| {
-            if let Err(e) = b.logs.checkpoint_recovery_points() {
-                tracing::error!(error = %e, "cannot write the recovery checkpoint");
+            if let Err(e) = b.logs.write_checkpoints() {
+                tracing::error!(error = %e, "cannot write the offset checkpoints");
             }
         },
     );

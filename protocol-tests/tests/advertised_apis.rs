@@ -434,6 +434,75 @@ fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        ApiKey::DeleteRecords => {
+            // Deleting below the log start moves nothing: the probe topic stays readable.
+            let response = client.call(
+                version,
+                &DeleteRecordsRequest::default()
+                    .with_timeout_ms(5000)
+                    .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                        .with_name(topic("probe"))
+                        .with_partitions(vec![
+                            delete_records_request::DeleteRecordsPartition::default()
+                                .with_partition_index(0)
+                                .with_offset(0),
+                        ])]),
+            )?;
+            let p = &response.topics[0].partitions[0];
+            anyhow::ensure!(p.error_code == 0 && p.low_watermark == 0, "{response:?}");
+            Ok(())
+        }
+        ApiKey::DescribeLogDirs => {
+            let response = client.call(
+                version,
+                &DescribeLogDirsRequest::default().with_topics(None),
+            )?;
+            let dir = &response.results[0];
+            anyhow::ensure!(dir.error_code == 0, "{response:?}");
+            let probe = dir
+                .topics
+                .iter()
+                .find(|t| t.name.as_str() == "probe")
+                .ok_or_else(|| anyhow::anyhow!("probe not listed: {response:?}"))?;
+            anyhow::ensure!(probe.partitions[0].partition_size > 0, "{response:?}");
+            Ok(())
+        }
+        ApiKey::DescribeProducers => {
+            let response = client.call(
+                version,
+                &DescribeProducersRequest::default().with_topics(vec![
+                    describe_producers_request::TopicRequest::default()
+                        .with_name(topic("probe"))
+                        .with_partition_indexes(vec![0]),
+                ]),
+            )?;
+            anyhow::ensure!(
+                response.topics[0].partitions[0].error_code == 0,
+                "{response:?}"
+            );
+            Ok(())
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let response = client.call(
+                version,
+                &OffsetForLeaderEpochRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_topics(vec![
+                        offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                            .with_topic(topic("probe"))
+                            .with_partitions(vec![
+                                offset_for_leader_epoch_request::OffsetForLeaderPartition::default(
+                                )
+                                .with_partition(0)
+                                .with_current_leader_epoch(0)
+                                .with_leader_epoch(0),
+                            ]),
+                    ]),
+            )?;
+            let p = &response.topics[0].partitions[0];
+            anyhow::ensure!(p.error_code == 0 && p.end_offset > 0, "{response:?}");
+            Ok(())
+        }
         other => {
             anyhow::bail!("{other:?} is advertised but this test has no probe for it: add one")
         }

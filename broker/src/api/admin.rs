@@ -271,7 +271,7 @@ fn grow_one(
             ),
         ));
     }
-    if let Some(assignments) = &topic.assignments {
+    if let Some(assignments) = topic.assignments.as_ref().filter(|a| !a.is_empty()) {
         let added = (topic.count - current.partitions) as usize;
         let node = broker.config.node_id;
         if assignments.len() != added

@@ -88,3 +88,58 @@ fn answer(broker: &Broker, request: &ListOffsetsRequest, version: i16) -> ListOf
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
 }
+
+/// The only leader epoch a single broker has had: batches are written with it and Metadata
+/// reports it.
+const LEADER_EPOCH: i32 = 0;
+
+/// OffsetForLeaderEpoch (KIP-101/320): consumers validate their position after a leader change
+/// with it. With one epoch, asking for it answers the log end; a later epoch is unknown.
+pub fn offset_for_leader_epoch(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    use kafka_protocol::messages::offset_for_leader_epoch_response::{
+        EpochEndOffset, OffsetForLeaderTopicResult,
+    };
+    use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+    let request: OffsetForLeaderEpochRequest = match decode(ctx, body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let result = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let Some(log) = broker.partition(&topic.topic, p.partition) else {
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if p.current_leader_epoch > LEADER_EPOCH {
+                        return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    }
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH {
+                        return result.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                    }
+                    if p.leader_epoch == LEADER_EPOCH {
+                        result
+                            .with_leader_epoch(LEADER_EPOCH)
+                            .with_end_offset(log.offsets().high_watermark)
+                    } else {
+                        result
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    let response = OffsetForLeaderEpochResponse::default().with_topics(topics);
+    Reply::Now(encode(&response, ctx.version))
+}

@@ -15,6 +15,7 @@ pub mod errors;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
+pub mod log_admin;
 pub mod metadata;
 pub mod produce;
 pub mod producer_id;
@@ -233,6 +234,30 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
         min_version: 0,
         max_version: 2,
         handler: admin::describe_cluster,
+    },
+    ApiSpec {
+        key: ApiKey::DeleteRecords,
+        min_version: 0,
+        max_version: 2,
+        handler: log_admin::delete_records,
+    },
+    ApiSpec {
+        key: ApiKey::DescribeLogDirs,
+        min_version: 1,
+        max_version: 4,
+        handler: log_admin::describe_log_dirs,
+    },
+    ApiSpec {
+        key: ApiKey::DescribeProducers,
+        min_version: 0,
+        max_version: 0,
+        handler: log_admin::describe_producers,
+    },
+    ApiSpec {
+        key: ApiKey::OffsetForLeaderEpoch,
+        min_version: 2,
+        max_version: 4,
+        handler: list_offsets::offset_for_leader_epoch,
     },
 ];
 

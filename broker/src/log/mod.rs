@@ -20,6 +20,7 @@ pub use flusher::Flusher;
 pub use partition::{PartitionLog, TopicPartition};
 
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 const CLEAN_SHUTDOWN_MARKER: &str = ".strom_cleanshutdown";
 
 #[derive(Debug)]
@@ -29,7 +30,29 @@ pub struct LogManager {
     flusher: Flusher,
     /// From the checkpoint read at start: segments below these offsets skip CRC validation.
     recovery_points: HashMap<TopicPartition, i64>,
+    /// From the checkpoint read at start: log start offsets moved by DeleteRecords.
+    log_start_offsets: HashMap<TopicPartition, i64>,
     clean_shutdown: bool,
+}
+
+/// Reads one of Kafka's offset checkpoint files (version, count, `topic partition offset`
+/// lines); a missing or unreadable file is empty.
+fn read_checkpoint(path: &Path) -> HashMap<TopicPartition, i64> {
+    let mut offsets = HashMap::new();
+    if let Ok(text) = std::fs::read_to_string(path) {
+        for line in text.lines().skip(2) {
+            let mut parts = line.rsplitn(3, ' ');
+            let (Some(offset), Some(partition), Some(topic)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if let (Ok(offset), Ok(partition)) = (offset.parse(), partition.parse()) {
+                offsets.insert(TopicPartition::new(topic, partition), offset);
+            }
+        }
+    }
+    offsets
 }
 
 /// Writes `contents` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
@@ -63,20 +86,8 @@ impl LogManager {
         if clean_shutdown {
             std::fs::remove_file(&marker)?;
         }
-        let mut recovery_points = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string(dir.join(RECOVERY_CHECKPOINT)) {
-            for line in text.lines().skip(2) {
-                let mut parts = line.rsplitn(3, ' ');
-                let (Some(offset), Some(partition), Some(topic)) =
-                    (parts.next(), parts.next(), parts.next())
-                else {
-                    continue;
-                };
-                if let (Ok(offset), Ok(partition)) = (offset.parse(), partition.parse()) {
-                    recovery_points.insert(TopicPartition::new(topic, partition), offset);
-                }
-            }
-        }
+        let recovery_points = read_checkpoint(&dir.join(RECOVERY_CHECKPOINT));
+        let log_start_offsets = read_checkpoint(&dir.join(LOG_START_CHECKPOINT));
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().ends_with("-delete") {
@@ -88,6 +99,7 @@ impl LogManager {
             logs: RwLock::new(HashMap::new()),
             flusher: Flusher::start()?,
             recovery_points,
+            log_start_offsets,
             clean_shutdown,
         })
     }
@@ -119,6 +131,9 @@ impl LogManager {
             recovery_point,
             now_ms,
         )?);
+        if let Some(start) = self.log_start_offsets.get(tp) {
+            log.restore_log_start_offset(*start);
+        }
         let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
         Ok(logs.entry(tp.clone()).or_insert(log).clone())
     }
@@ -177,20 +192,25 @@ impl LogManager {
         Ok(())
     }
 
-    /// Writes the recovery-point checkpoint (Kafka's text format: version, count, entries).
-    pub fn checkpoint_recovery_points(&self) -> io::Result<()> {
+    /// Writes the recovery-point and log-start-offset checkpoints (Kafka's text format:
+    /// version, count, entries).
+    pub fn write_checkpoints(&self) -> io::Result<()> {
         let logs = self.all();
-        let mut text = format!("0\n{}\n", logs.len());
+        let mut recovery = format!("0\n{}\n", logs.len());
+        let mut starts = format!("0\n{}\n", logs.len());
         for log in &logs {
             let tp = &log.topic_partition;
-            text.push_str(&format!(
+            recovery.push_str(&format!(
                 "{} {} {}\n",
                 tp.topic,
                 tp.partition,
                 log.flushed_offset()
             ));
+            let start = log.offsets().log_start_offset;
+            starts.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, start));
         }
-        write_atomically(&self.dir.join(RECOVERY_CHECKPOINT), text.as_bytes())
+        write_atomically(&self.dir.join(RECOVERY_CHECKPOINT), recovery.as_bytes())?;
+        write_atomically(&self.dir.join(LOG_START_CHECKPOINT), starts.as_bytes())
     }
 
     /// Flushes every partition and leaves the clean-shutdown marker. Blocking.
@@ -204,7 +224,7 @@ impl LogManager {
                 Err(_) => return Err(io::Error::other("flusher stopped")),
             }
         }
-        self.checkpoint_recovery_points()?;
+        self.write_checkpoints()?;
         write_atomically(&self.dir.join(CLEAN_SHUTDOWN_MARKER), b"")
     }
 }

@@ -80,6 +80,16 @@ pub enum ReadError {
     Io(#[from] io::Error),
 }
 
+#[derive(Debug, Error)]
+pub enum DeleteRecordsError {
+    #[error("offset {offset} is not within the log (high watermark {high_watermark})")]
+    OffsetOutOfRange { offset: i64, high_watermark: i64 },
+    #[error("the partition was deleted")]
+    Deleted,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
 /// The outcome of an append, as the producer will be told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -478,6 +488,64 @@ impl PartitionLog {
         Ok(doomed.len())
     }
 
+    /// Puts back a log start offset recorded before a restart (DeleteRecords moves it inside
+    /// a segment, which the segment files alone do not show).
+    pub fn restore_log_start_offset(&self, offset: i64) {
+        let mut state = self.lock();
+        let restored = offset.min(state.log_end_offset);
+        state.log_start_offset = state.log_start_offset.max(restored);
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1: the high watermark) and
+    /// deletes the segments wholly below it, never the active one. Returns the new log start
+    /// offset (the low watermark).
+    pub fn delete_records(&self, offset: i64) -> Result<i64, DeleteRecordsError> {
+        let (doomed, low_watermark) = {
+            let mut state = self.lock();
+            if state.deleted {
+                return Err(DeleteRecordsError::Deleted);
+            }
+            let target = if offset == -1 {
+                state.log_end_offset
+            } else {
+                offset
+            };
+            if target < 0 || target > state.log_end_offset {
+                return Err(DeleteRecordsError::OffsetOutOfRange {
+                    offset,
+                    high_watermark: state.log_end_offset,
+                });
+            }
+            state.log_start_offset = state.log_start_offset.max(target);
+            let bases: Vec<i64> = state.segments.keys().copied().collect();
+            let mut doomed = Vec::new();
+            for pair in bases.windows(2) {
+                // A segment ends where the next begins.
+                if pair[1] <= state.log_start_offset {
+                    if let Some(segment) = state.segments.remove(&pair[0]) {
+                        doomed.push(segment);
+                    }
+                }
+            }
+            (doomed, state.log_start_offset)
+        };
+        for segment in &doomed {
+            segment.delete_files()?;
+        }
+        tracing::info!(partition = %self.topic_partition, log_start_offset = low_watermark, segments = doomed.len(), "records deleted");
+        Ok(low_watermark)
+    }
+
+    /// Bytes on disk in the partition's segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size).sum()
+    }
+
+    /// The idempotent producers this partition remembers.
+    pub fn producers(&self) -> Vec<crate::txn::producer_state::ProducerSummary> {
+        self.lock().producers.summaries()
+    }
+
     /// What must be synced to make everything appended so far durable; `None` if it already is.
     pub fn flush_work(&self) -> Option<FlushWork> {
         let mut state = self.lock();
@@ -591,6 +659,45 @@ mod tests {
         drop(log);
         let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
         assert_eq!(log.offsets().high_watermark, 100);
+        Ok(())
+    }
+
+    #[test]
+    fn delete_records_moves_the_start_and_drops_whole_segments() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let tp = TopicPartition::new("t", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
+        for i in 0..50 {
+            let value = format!("value-{i}");
+            log.append(
+                &encode_batch(&[value.as_bytes(), b"x"], Compression::None)?,
+                1_000,
+            )?;
+        }
+        let segments = log.segment_count();
+        assert!(matches!(
+            log.delete_records(101),
+            Err(DeleteRecordsError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.delete_records(37)?, 37);
+        assert_eq!(log.delete_records(5)?, 37, "the start never moves back");
+        assert!(log.segment_count() < segments);
+        assert!(matches!(
+            log.read(36, 1000),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+        let bytes = log.read(37, 1)?.ok_or("no data")?;
+        assert!(BatchHeader::parse(&bytes)?.last_offset() >= 37);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
+        assert!(
+            log.offsets().log_start_offset <= 37,
+            "segments alone do not know"
+        );
+        log.restore_log_start_offset(37);
+        assert_eq!(log.offsets().log_start_offset, 37);
+        assert_eq!(log.delete_records(-1)?, 100, "-1 means the high watermark");
+        assert_eq!(log.segment_count(), 1, "only the active segment is left");
         Ok(())
     }
 

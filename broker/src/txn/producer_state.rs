@@ -64,7 +64,35 @@ pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
 }
 
+/// One idempotent producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+}
+
 impl ProducerStateManager {
+    /// The producers this partition remembers, by id.
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
+        let mut out: Vec<ProducerSummary> = self
+            .producers
+            .iter()
+            .filter_map(|(id, entry)| {
+                let last = entry.batches.back()?;
+                Some(ProducerSummary {
+                    producer_id: *id,
+                    epoch: entry.epoch,
+                    last_sequence: last.last_sequence,
+                    last_timestamp: last.max_timestamp,
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
     /// Checks a batch from the network before it is appended.
     pub fn check(&self, batch: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
         if !batch.has_producer_id() {
