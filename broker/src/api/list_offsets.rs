@@ -120,11 +120,10 @@ pub fn offset_for_leader_epoch(broker: &Arc<Broker>, ctx: &RequestContext, body:
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    // -1 skips the check; an older epoch cannot exist (FENCED_LEADER_EPOCH
+                    // once leaders change in a cluster).
                     if p.current_leader_epoch > LEADER_EPOCH {
                         return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
-                    }
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH {
-                        return result.with_error_code(ResponseError::FencedLeaderEpoch.code());
                     }
                     if p.leader_epoch == LEADER_EPOCH {
                         result
