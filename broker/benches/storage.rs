@@ -30,6 +30,7 @@ fn config() -> Arc<LogConfig> {
         flush_messages: i64::MAX,
         max_message_bytes: 1 << 20,
         fsync_acks_all: true,
+        ..LogConfig::default()
     })
 }
 

@@ -102,6 +102,24 @@ pub fn log_config_for(
                     return Err(invalid("unknown compression type"));
                 }
             }
+            "delete.retention.ms" => {
+                config.delete_retention_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
+            }
+            "min.compaction.lag.ms" => {
+                config.min_compaction_lag_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
+            }
+            "min.cleanable.dirty.ratio" => {
+                config.min_cleanable_dirty_ratio = value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| (0.0..=1.0).contains(v))
+                    .ok_or_else(|| invalid("must be between 0 and 1"))?
+            }
             "message.timestamp.type" => {
                 if !matches!(value.as_str(), "CreateTime" | "LogAppendTime") {
                     return Err(invalid("must be CreateTime or LogAppendTime"));
@@ -114,8 +132,12 @@ pub fn log_config_for(
             },
         }
     }
-    let policy = overrides.get("cleanup.policy");
-    if policy.is_some_and(|p| !p.split(',').any(|p| p.trim() == "delete")) {
+    if let Some(policy) = overrides.get("cleanup.policy") {
+        let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
+        config.compact = policies.contains(&"compact");
+        config.delete = policies.contains(&"delete");
+    }
+    if !config.delete {
         // A compacted-only topic (the offsets topic among them) never loses segments to
         // retention: its old records are what the latest state is made of.
         config.retention_ms = -1;
@@ -345,6 +367,7 @@ mod tests {
             flush_messages: i64::MAX,
             max_message_bytes: 1 << 20,
             fsync_acks_all: true,
+            ..LogConfig::default()
         };
         let compact = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),

@@ -92,6 +92,12 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("offset.metadata.max.bytes", "4096"),
     ("offsets.topic.num.partitions", "50"),
     ("offsets.topic.segment.bytes", "104857600"),
+    ("log.cleanup.policy", "delete"),
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.backoff.ms", "15000"),
+    ("log.cleaner.delete.retention.ms", "86400000"),
+    ("log.cleaner.min.compaction.lag.ms", "0"),
+    ("log.cleaner.min.cleanable.ratio", "0.5"),
 ];
 
 /// Properties Strom knows by name but does not act on yet; accepted silently.
@@ -220,6 +226,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub queued_max_requests: usize,
@@ -270,6 +278,34 @@ pub struct LogConfig {
     pub max_message_bytes: i32,
     /// acks=-1 writes are acknowledged only after fsync.
     pub fsync_acks_all: bool,
+    /// `cleanup.policy` includes `compact`.
+    pub compact: bool,
+    /// `cleanup.policy` includes `delete` (retention applies).
+    pub delete: bool,
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+impl Default for LogConfig {
+    /// Kafka's defaults.
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3_600_000,
+            retention_ms: 7 * 24 * 3_600_000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            flush_messages: i64::MAX,
+            max_message_bytes: 1_048_588,
+            fsync_acks_all: true,
+            compact: false,
+            delete: true,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: 0.5,
+        }
+    }
 }
 
 fn parse<T: std::str::FromStr>(props: &Properties, key: &str) -> Result<T, ConfigError> {
@@ -366,6 +402,18 @@ impl BrokerConfig {
             parse::<i32>(props, "message.max.bytes")?,
             0,
         )?;
+        let cleanup_policy_text: String = parse(props, "log.cleanup.policy")?;
+        let cleanup_policy: Vec<&str> = cleanup_policy_text.split(',').map(str::trim).collect();
+        if cleanup_policy
+            .iter()
+            .any(|p| !matches!(*p, "delete" | "compact"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "log.cleanup.policy".into(),
+                value: cleanup_policy_text.clone(),
+                reason: "must be a list of 'delete' and 'compact'".into(),
+            });
+        }
         let log = LogConfig {
             segment_bytes: at_least(
                 "log.segment.bytes",
@@ -383,6 +431,19 @@ impl BrokerConfig {
             )?,
             max_message_bytes: message_max_bytes,
             fsync_acks_all: parse(props, "strom.acks.all.fsync")?,
+            compact: cleanup_policy.contains(&"compact"),
+            delete: cleanup_policy.contains(&"delete"),
+            delete_retention_ms: at_least(
+                "log.cleaner.delete.retention.ms",
+                parse(props, "log.cleaner.delete.retention.ms")?,
+                0,
+            )?,
+            min_compaction_lag_ms: at_least(
+                "log.cleaner.min.compaction.lag.ms",
+                parse(props, "log.cleaner.min.compaction.lag.ms")?,
+                0,
+            )?,
+            min_cleanable_dirty_ratio: parse(props, "log.cleaner.min.cleanable.ratio")?,
         };
         let group_min_session_timeout_ms = at_least(
             "group.min.session.timeout.ms",
@@ -419,6 +480,12 @@ impl BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: at_least(
                 "log.flush.offset.checkpoint.interval.ms",
                 parse(props, "log.flush.offset.checkpoint.interval.ms")?,
+                1,
+            )?,
+            log_cleaner_enable: parse(props, "log.cleaner.enable")?,
+            log_cleaner_backoff_ms: at_least(
+                "log.cleaner.backoff.ms",
+                parse(props, "log.cleaner.backoff.ms")?,
                 1,
             )?,
             socket_request_max_bytes: at_least(

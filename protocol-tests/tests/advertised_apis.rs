@@ -236,6 +236,7 @@ fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ApiKey::OffsetCommit if version < 2 => legacy_commit(client, version),
         ApiKey::OffsetCommit => {
             let code = commit(client, &format!("commit-v{version}"), version, 7)?;
             anyhow::ensure!(code == 0, "commit error {code}");
@@ -567,6 +568,64 @@ fn commit(client: &mut Client, group: &str, version: i16, offset: i64) -> anyhow
             ]),
     )?;
     Ok(response.topics[0].partitions[0].error_code)
+}
+
+/// OffsetCommit v0-1 (Debian's sarama 1.22 sends v1): the crate cannot encode them, so the
+/// request is written by hand; then the commit is read back with OffsetFetch.
+fn legacy_commit(client: &mut Client, version: i16) -> anyhow::Result<()> {
+    use bytes::{Buf, BufMut, BytesMut};
+    let group = format!("legacy-commit-v{version}");
+    let mut body = BytesMut::new();
+    body.put_i16(8); // api key
+    body.put_i16(version);
+    body.put_i32(78);
+    body.put_i16(-1); // null client id
+    body.put_i16(group.len() as i16);
+    body.put_slice(group.as_bytes());
+    if version >= 1 {
+        body.put_i32(-1); // generation
+        body.put_i16(0); // member id ""
+    }
+    body.put_i32(1);
+    body.put_i16(5);
+    body.put_slice(b"probe");
+    body.put_i32(1);
+    body.put_i32(0); // partition
+    body.put_i64(42); // offset
+    if version >= 1 {
+        body.put_i64(-1); // commit timestamp
+    }
+    body.put_i16(4);
+    body.put_slice(b"meta");
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.put_slice(&body);
+    client.send_frame(&frame)?;
+    let mut response = client.read_frame()?;
+    anyhow::ensure!(response.get_i32() == 78);
+    anyhow::ensure!(response.get_i32() == 1);
+    let len = response.get_i16() as usize;
+    response.advance(len);
+    anyhow::ensure!(response.get_i32() == 1);
+    anyhow::ensure!(response.get_i32() == 0);
+    let code = response.get_i16();
+    anyhow::ensure!(code == 0, "legacy commit error {code}");
+    let fetched = client.call(
+        1,
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group)))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(topic("probe"))
+                    .with_partition_indexes(vec![0]),
+            ])),
+    )?;
+    let p = &fetched.topics[0].partitions[0];
+    anyhow::ensure!(
+        p.committed_offset == 42 && p.metadata.as_deref() == Some("meta"),
+        "{fetched:?}"
+    );
+    Ok(())
 }
 
 /// Produce v0-2 (message format v0/v1) is advertised, as Kafka does, and answered with

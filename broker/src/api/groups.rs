@@ -300,8 +300,98 @@ pub fn leave_group(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> R
 }
 
 pub fn offset_commit(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    if ctx.version < 2 {
+        // The crate decodes v2+; v0-1 (Debian's sarama 1.22 still sends v1) are read by hand.
+        // Their response has v2's layout.
+        return match legacy_offset_commit(ctx.version, body) {
+            Some(request) => commit_offsets(broker, request, ctx.version, 2),
+            None => Reply::Now(Err(super::RequestError::Decode {
+                api: ctx.api_key,
+                version: ctx.version,
+                reason: "truncated or malformed OffsetCommit".into(),
+            })),
+        };
+    }
     let request: OffsetCommitRequest = decode_or_close!(ctx, body);
-    let version = ctx.version;
+    commit_offsets(broker, request, ctx.version, ctx.version)
+}
+
+/// OffsetCommit v0 (group, topics) and v1 (+ generation, member id, and a commit timestamp per
+/// partition, which Kafka stopped honouring and we ignore) as the v2 structure.
+fn legacy_offset_commit(version: i16, mut body: Bytes) -> Option<OffsetCommitRequest> {
+    use bytes::Buf;
+    fn string(body: &mut Bytes) -> Option<StrBytes> {
+        if body.remaining() < 2 {
+            return None;
+        }
+        let len = body.get_i16();
+        if len < 0 {
+            return Some(StrBytes::default());
+        }
+        let len = len as usize;
+        if body.remaining() < len {
+            return None;
+        }
+        StrBytes::from_utf8(body.split_to(len)).ok()
+    }
+    fn count(body: &mut Bytes, min_item_bytes: usize) -> Option<usize> {
+        if body.remaining() < 4 {
+            return None;
+        }
+        let n = body.get_i32();
+        // Bounded by what the frame can hold, so a hostile count allocates nothing.
+        usize::try_from(n.max(0))
+            .ok()
+            .filter(|n| n.saturating_mul(min_item_bytes) <= body.remaining())
+    }
+    let group_id = string(&mut body)?;
+    let mut request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(group_id))
+        .with_generation_id_or_member_epoch(-1)
+        .with_retention_time_ms(-1);
+    if version >= 1 {
+        if body.remaining() < 4 {
+            return None;
+        }
+        request.generation_id_or_member_epoch = body.get_i32();
+        request.member_id = string(&mut body)?;
+    }
+    let partition_bytes = if version >= 1 { 22 } else { 14 };
+    let topics = count(&mut body, 6)?;
+    for _ in 0..topics {
+        let name = string(&mut body)?;
+        let partitions = count(&mut body, partition_bytes)?;
+        let mut topic =
+            offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(name));
+        for _ in 0..partitions {
+            if body.remaining() < partition_bytes {
+                return None;
+            }
+            let partition_index = body.get_i32();
+            let committed_offset = body.get_i64();
+            if version >= 1 {
+                let _commit_timestamp = body.get_i64();
+            }
+            let metadata = string(&mut body)?;
+            topic.partitions.push(
+                offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_partition_index(partition_index)
+                    .with_committed_offset(committed_offset)
+                    .with_committed_leader_epoch(-1)
+                    .with_committed_metadata(Some(metadata)),
+            );
+        }
+        request.topics.push(topic);
+    }
+    body.is_empty().then_some(request)
+}
+
+fn commit_offsets(
+    broker: &Arc<Broker>,
+    request: OffsetCommitRequest,
+    version: i16,
+    response_version: i16,
+) -> Reply {
     let image = broker.metadata.image();
     // Partitions of unknown topics are answered here; the rest go to the coordinator.
     let mut offsets = Vec::new();
@@ -392,7 +482,7 @@ pub fn offset_commit(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
                 })
                 .collect(),
         );
-        encode(&response, version)
+        encode(&response, response_version)
     }))
 }
 
@@ -673,4 +763,47 @@ pub fn offset_delete(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
         };
         encode(&response, version)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{BufMut, BytesMut};
+
+    #[test]
+    fn legacy_offset_commit_parses_and_never_panics() {
+        let mut body = BytesMut::new();
+        body.put_i16(1);
+        body.put_slice(b"g");
+        body.put_i32(7); // generation
+        body.put_i16(1);
+        body.put_slice(b"m");
+        body.put_i32(1);
+        body.put_i16(1);
+        body.put_slice(b"t");
+        body.put_i32(1);
+        body.put_i32(3);
+        body.put_i64(99);
+        body.put_i64(-1);
+        body.put_i16(2);
+        body.put_slice(b"md");
+        let body = body.freeze();
+        let parsed = legacy_offset_commit(1, body.clone()).expect("parses");
+        assert_eq!(parsed.generation_id_or_member_epoch, 7);
+        assert_eq!(parsed.member_id.as_str(), "m");
+        let p = &parsed.topics[0].partitions[0];
+        assert_eq!((p.partition_index, p.committed_offset), (3, 99));
+        assert_eq!(p.committed_metadata.as_deref(), Some("md"));
+        for cut in 0..body.len() {
+            assert!(
+                legacy_offset_commit(1, body.slice(..cut)).is_none(),
+                "cut at {cut}"
+            );
+        }
+        // A count far beyond the frame is refused before anything is allocated.
+        let mut hostile = BytesMut::new();
+        hostile.put_i16(0);
+        hostile.put_i32(i32::MAX);
+        assert!(legacy_offset_commit(0, hostile.freeze()).is_none());
+    }
 }

@@ -625,6 +625,7 @@ mod tests {
             flush_messages: i64::MAX,
             max_message_bytes: 1 << 20,
             fsync_acks_all: true,
+            ..LogConfig::default()
         })
     }
 
