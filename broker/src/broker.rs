@@ -341,6 +341,19 @@ impl Broker {
             .next(|block_end| self.metadata.reserve_producer_ids(block_end))
     }
 
+    /// One cleaner pass over every compacted partition. Blocking.
+    pub fn clean_logs(&self) {
+        let now_ms = self.clock.now_ms();
+        for log in self.logs.all() {
+            if !log.config().compact {
+                continue;
+            }
+            if let Err(e) = crate::log::cleaner::clean(&log, now_ms) {
+                tracing::error!(partition = %log.topic_partition, error = %e, "compaction failed");
+            }
+        }
+    }
+
     /// Deletes expired segments everywhere. Blocking.
     pub fn apply_retention(&self) {
         let now_ms = self.clock.now_ms();

@@ -66,6 +66,14 @@ pub async fn run(
         broker.clone(),
         |b| b.apply_retention(),
     );
+    let cleaner = config.log_cleaner_enable.then(|| {
+        spawn_every(
+            Duration::from_millis(config.log_cleaner_backoff_ms),
+            stopped.clone(),
+            broker.clone(),
+            |b| b.clean_logs(),
+        )
+    });
     let checkpoint = spawn_every(
         Duration::from_millis(config.log_flush_offset_checkpoint_interval_ms),
         stopped.clone(),
@@ -101,6 +109,9 @@ pub async fn run(
     }
     let _ = retention.await;
     let _ = checkpoint.await;
+    if let Some(cleaner) = cleaner {
+        let _ = cleaner.await;
+    }
     let _ = group_timers.await;
     // Give connections a moment to write what they owe.
     tokio::time::sleep(Duration::from_millis(100)).await;

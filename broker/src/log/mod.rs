@@ -6,6 +6,7 @@
 //! `TopicPartition`, offsets and batch bytes.
 
 pub mod batch;
+pub mod cleaner;
 pub mod flusher;
 pub mod partition;
 pub mod segment;

@@ -58,6 +58,8 @@ pub enum AppendError {
     ControlBatch,
     #[error("transactional batches need a transaction, which this broker does not offer yet")]
     Transactional,
+    #[error("a compacted topic cannot accept a record without a key")]
+    NoKey,
     #[error(transparent)]
     Sequence(#[from] SequenceError),
     #[error("the partition was deleted")]
@@ -118,6 +120,8 @@ struct LogState {
     dir_needs_sync: bool,
     messages_since_flush: i64,
     deleted: bool,
+    /// Closed segments below this base offset were compacted by the last cleaner pass.
+    cleaned_up_to: i64,
 }
 
 /// What the flusher must sync to make every offset below `up_to` durable.
@@ -253,6 +257,7 @@ impl PartitionLog {
                 dir_needs_sync: true,
                 messages_since_flush: 0,
                 deleted: false,
+                cleaned_up_to: 0,
             }),
             appended: watch::Sender::new(log_end_offset),
         })
@@ -299,6 +304,9 @@ impl PartitionLog {
         }
         if header.is_transactional() {
             return Err(AppendError::Transactional);
+        }
+        if config.compact && !every_record_has_a_key(records)? {
+            return Err(AppendError::NoKey);
         }
         let mut info = AppendInfo {
             base_offset: state.log_end_offset,
@@ -536,6 +544,104 @@ impl PartitionLog {
         Ok(low_watermark)
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.lock().config.clone()
+    }
+
+    /// The closed segments the cleaner may compact now, oldest first, when the partition is
+    /// due (see `cleaner::is_due`).
+    pub fn cleanable_segments(
+        &self,
+        now_ms: i64,
+    ) -> Option<(Arc<LogConfig>, Vec<super::cleaner::CleanableSegment>)> {
+        let state = self.lock();
+        if state.deleted || !state.config.compact {
+            return None;
+        }
+        let config = state.config.clone();
+        let count = state.segments.len();
+        let candidates: Vec<super::cleaner::CleanableSegment> = state
+            .segments
+            .values()
+            .take(count.saturating_sub(1))
+            .take_while(|s| now_ms.saturating_sub(s.max_timestamp) >= config.min_compaction_lag_ms)
+            .map(|s| super::cleaner::CleanableSegment {
+                base_offset: s.base_offset,
+                size: s.size,
+                max_timestamp: s.max_timestamp,
+                slice: s.slice_from(0),
+            })
+            .collect();
+        let total: u64 = candidates.iter().map(|s| s.size).sum();
+        let dirty: u64 = candidates
+            .iter()
+            .filter(|s| s.base_offset >= state.cleaned_up_to)
+            .map(|s| s.size)
+            .sum();
+        super::cleaner::is_due(&config, dirty, total).then_some((config, candidates))
+    }
+
+    /// Puts a cleaned segment in place of the one at `base_offset`, if that one is still there
+    /// unchanged; `None` deletes the segment (nothing in it survived).
+    pub fn install_cleaned(
+        &self,
+        base_offset: i64,
+        expected_size: u64,
+        cleaned: Option<PathBuf>,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let mut state = self.lock();
+        let unchanged = !state.deleted
+            && state
+                .segments
+                .get(&base_offset)
+                .is_some_and(|s| s.size == expected_size)
+            && state.segments.keys().next_back() != Some(&base_offset);
+        if !unchanged {
+            if let Some(path) = cleaned {
+                let _ = std::fs::remove_file(path);
+            }
+            return Ok(());
+        }
+        match cleaned {
+            Some(path) => {
+                std::fs::rename(
+                    &path,
+                    self.dir
+                        .join(format!("{}.log", super::segment::file_stem(base_offset))),
+                )?;
+                File::open(&self.dir)?.sync_all()?;
+                let (mut segment, _) = Segment::open(
+                    &self.dir,
+                    base_offset,
+                    false,
+                    config.index_interval_bytes,
+                    &mut ProducerStateManager::default(),
+                    now_ms,
+                )?;
+                segment.seal();
+                state.segments.insert(base_offset, segment);
+            }
+            None => {
+                if let Some(segment) = state.segments.remove(&base_offset) {
+                    segment.delete_files()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that the closed segments up to `last_base_offset` were cleaned.
+    pub fn mark_cleaned(&self, last_base_offset: i64) {
+        let mut state = self.lock();
+        state.cleaned_up_to = state.cleaned_up_to.max(last_base_offset + 1);
+    }
+
     /// Bytes on disk in the partition's segments.
     pub fn size_bytes(&self) -> u64 {
         self.lock().segments.values().map(|s| s.size).sum()
@@ -590,6 +696,15 @@ impl PartitionLog {
     pub fn segment_count(&self) -> usize {
         self.lock().segments.len()
     }
+}
+
+/// Whether every record of a produced batch has a key (compacted topics require it). The batch
+/// was validated already; one that does not decode is refused as corrupt.
+fn every_record_has_a_key(batch: &[u8]) -> Result<bool, AppendError> {
+    let mut buf = Bytes::copy_from_slice(batch);
+    let set = RecordBatchDecoder::decode(&mut buf)
+        .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
+    Ok(set.records.iter().all(|r| r.key.is_some()))
 }
 
 /// Decodes one stored batch (decompressing if needed) to find the first record with a
