@@ -133,9 +133,20 @@ pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
     }
 }
 
-/// Fully validates one batch whose bytes are exactly `batch`: header, CRC-32C and, for
-/// uncompressed batches, that the records section holds `record_count` well-formed records.
+/// Fully validates one batch a producer sent, whose bytes are exactly `batch`: header, CRC-32C,
+/// dense offsets (`last_offset_delta == record_count - 1`, as Kafka requires of clients) and,
+/// for uncompressed batches, that the records section holds `record_count` well-formed records.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_batch(batch, true)
+}
+
+/// Validates a stored batch at recovery: as `validate`, except that compaction leaves batches
+/// with fewer records than their offset range (`record_count <= last_offset_delta + 1`).
+pub fn validate_stored(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    validate_batch(batch, false)
+}
+
+fn validate_batch(batch: &[u8], dense: bool) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.size != batch.len() {
         return Err(BatchError::BadLength(i32_at(batch, 8)));
@@ -147,10 +158,12 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             computed,
         });
     }
-    if header.record_count < 0
-        || header.last_offset_delta < 0
-        || (header.record_count > 0 && header.last_offset_delta != header.record_count - 1)
-    {
+    let counts_fit = if dense {
+        header.record_count == 0 || header.last_offset_delta == header.record_count - 1
+    } else {
+        i64::from(header.record_count) <= i64::from(header.last_offset_delta) + 1
+    };
+    if header.record_count < 0 || header.last_offset_delta < 0 || !counts_fit {
         return Err(BatchError::CountMismatch {
             count: header.record_count,
             last_offset_delta: header.last_offset_delta,

@@ -142,7 +142,7 @@ impl Segment {
             }
             if validate {
                 let whole = read_at(&segment.reader, position, header.size)?;
-                if batch::validate(&whole).is_err() {
+                if batch::validate_stored(&whole).is_err() {
                     break;
                 }
             }
