@@ -95,11 +95,10 @@ pub fn log_config_for(
                 }
             }
             "compression.type" => {
-                if !matches!(
-                    value.as_str(),
-                    "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
-                ) {
-                    return Err(invalid("unknown compression type"));
+                config.compression = match value.as_str() {
+                    "producer" => None,
+                    "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Some(value.clone()),
+                    _ => return Err(invalid("unknown compression type")),
                 }
             }
             "delete.retention.ms" => {
@@ -121,8 +120,10 @@ pub fn log_config_for(
                     .ok_or_else(|| invalid("must be between 0 and 1"))?
             }
             "message.timestamp.type" => {
-                if !matches!(value.as_str(), "CreateTime" | "LogAppendTime") {
-                    return Err(invalid("must be CreateTime or LogAppendTime"));
+                config.log_append_time = match value.as_str() {
+                    "CreateTime" => false,
+                    "LogAppendTime" => true,
+                    _ => return Err(invalid("must be CreateTime or LogAppendTime")),
                 }
             }
             _ => match topic_config_def(key) {

@@ -285,6 +285,11 @@ pub struct LogConfig {
     pub delete_retention_ms: i64,
     pub min_compaction_lag_ms: i64,
     pub min_cleanable_dirty_ratio: f64,
+    /// `message.timestamp.type=LogAppendTime`: batches are stamped with the append time.
+    pub log_append_time: bool,
+    /// `compression.type` other than `producer`: batches are recompressed to this codec
+    /// (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`).
+    pub compression: Option<String>,
 }
 
 impl Default for LogConfig {
@@ -304,6 +309,8 @@ impl Default for LogConfig {
             delete_retention_ms: 86_400_000,
             min_compaction_lag_ms: 0,
             min_cleanable_dirty_ratio: 0.5,
+            log_append_time: false,
+            compression: None,
         }
     }
 }
@@ -444,6 +451,30 @@ impl BrokerConfig {
                 0,
             )?,
             min_cleanable_dirty_ratio: parse(props, "log.cleaner.min.cleanable.ratio")?,
+            log_append_time: match props.get("log.message.timestamp.type") {
+                None | Some("CreateTime") => false,
+                Some("LogAppendTime") => true,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: "log.message.timestamp.type".into(),
+                        value: other.into(),
+                        reason: "must be CreateTime or LogAppendTime".into(),
+                    })
+                }
+            },
+            compression: match props.get("compression.type") {
+                None | Some("producer") => None,
+                Some(c @ ("uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")) => {
+                    Some(c.to_string())
+                }
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: "compression.type".into(),
+                        value: other.into(),
+                        reason: "unknown compression type".into(),
+                    })
+                }
+            },
         };
         let group_min_session_timeout_ms = at_least(
             "group.min.session.timeout.ms",

@@ -57,6 +57,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                     Some(Ok(info)) => {
                         response = response
                             .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time_ms)
                             .with_log_start_offset(info.log_start_offset);
                         if acks == -1 && info.fsync_acks_all {
                             waits.push((

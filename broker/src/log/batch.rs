@@ -181,6 +181,22 @@ fn validate_batch(batch: &[u8], dense: bool) -> Result<BatchHeader, BatchError> 
     Ok(header)
 }
 
+/// Marks a batch as LogAppendTime stamped at `now_ms` (`message.timestamp.type`): the
+/// timestamp-type attribute bit and the max timestamp, which readers then use for every
+/// record; the CRC is recomputed. `batch` was validated.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+    const MAX_TIMESTAMP_AT: usize = 35;
+    if batch.len() < HEADER_BYTES {
+        return;
+    }
+    let attributes = i16_at(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Reads a zig-zag varint, returning (value, bytes used).
 fn varint(bytes: &[u8]) -> Option<(i64, usize)> {
     let mut value: u64 = 0;

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::records::{
+    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -103,6 +105,8 @@ pub struct AppendInfo {
     pub flush_due: bool,
     /// acks=-1 must wait for the fsync (`strom.acks.all.fsync`).
     pub fsync_acks_all: bool,
+    /// The append time stamped on the batch (LogAppendTime topics), else -1.
+    pub log_append_time_ms: i64,
 }
 
 #[derive(Debug)]
@@ -287,6 +291,12 @@ impl PartitionLog {
         if BatchHeader::parse(records).is_ok_and(|h| h.size < records.len()) {
             return Err(AppendError::NotOneBatch);
         }
+        batch::validate(records)?;
+        // The topic's compression.type and message.timestamp.type may ask for a rewritten
+        // batch; that work happens before the lock.
+        let config = self.config();
+        let rewritten = rewrite_for_topic(records, &config, now_ms)?;
+        let records: &[u8] = rewritten.as_deref().unwrap_or(records);
         let mut header = batch::validate(records)?;
         let mut state = self.lock();
         if state.deleted {
@@ -314,6 +324,7 @@ impl PartitionLog {
             log_start_offset: state.log_start_offset,
             flush_due: false,
             fsync_acks_all: config.fsync_acks_all,
+            log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
         };
         if let SequenceCheck::Duplicate { first_offset, .. } = state.producers.check(&header)? {
             // A retry of a batch already in the log: its original offset, nothing written.
@@ -698,6 +709,49 @@ impl PartitionLog {
     }
 }
 
+/// The batch as the topic stores it, when that differs from what the producer sent:
+/// recompressed to the topic's `compression.type` (producer fields, offsets and timestamps
+/// kept), and stamped with the append time under `message.timestamp.type=LogAppendTime`.
+fn rewrite_for_topic(
+    batch: &[u8],
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<Option<Vec<u8>>, AppendError> {
+    let target = match config.compression.as_deref() {
+        None => None,
+        Some("gzip") => Some(Compression::Gzip),
+        Some("snappy") => Some(Compression::Snappy),
+        Some("lz4") => Some(Compression::Lz4),
+        Some("zstd") => Some(Compression::Zstd),
+        Some(_) => Some(Compression::None),
+    };
+    let mut out: Option<Vec<u8>> = None;
+    if let Some(target) = target {
+        let mut buf = Bytes::copy_from_slice(batch);
+        let set = RecordBatchDecoder::decode(&mut buf)
+            .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
+        if set.compression != target {
+            let mut encoded = bytes::BytesMut::new();
+            RecordBatchEncoder::encode(
+                &mut encoded,
+                &set.records,
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression: target,
+                },
+            )
+            .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
+            out = Some(encoded.to_vec());
+        }
+    }
+    if config.log_append_time {
+        let mut bytes = out.unwrap_or_else(|| batch.to_vec());
+        batch::set_log_append_time(&mut bytes, now_ms);
+        out = Some(bytes);
+    }
+    Ok(out)
+}
+
 /// Whether every record of a produced batch has a key (compacted topics require it). The batch
 /// was validated already; one that does not decode is refused as corrupt.
 fn every_record_has_a_key(batch: &[u8]) -> Result<bool, AppendError> {
@@ -814,6 +868,53 @@ mod tests {
         assert_eq!(log.offsets().log_start_offset, 37);
         assert_eq!(log.delete_records(-1)?, 100, "-1 means the high watermark");
         assert_eq!(log.segment_count(), 1, "only the active segment is left");
+        Ok(())
+    }
+
+    #[test]
+    fn topic_compression_and_log_append_time_rewrite_batches() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let config = Arc::new(LogConfig {
+            compression: Some("gzip".into()),
+            log_append_time: true,
+            ..LogConfig::default()
+        });
+        let log = PartitionLog::open(dir.path(), TopicPartition::new("t", 0), config, 0, 0)?;
+        let plain = encode_batch(&[b"a", b"bb", b"ccc"], Compression::None)?;
+        let idempotent = crate::test_support::record_batch(
+            &[b"x", b"y"],
+            5,
+            Some((42, 0, 0)),
+            Compression::Lz4,
+        )?;
+        let first = log.append(&plain, 77_000)?;
+        assert_eq!(first.log_append_time_ms, 77_000);
+        let second = log.append(&idempotent, 78_000)?;
+        assert_eq!((second.base_offset, second.next_offset), (3, 5));
+        assert_eq!(
+            log.append(&idempotent, 79_000)?.base_offset,
+            3,
+            "still a duplicate"
+        );
+        let mut bytes = log.read(0, 1 << 20)?.ok_or("no data")?;
+        let sets = RecordBatchDecoder::decode_all(&mut bytes)?;
+        assert_eq!(sets.len(), 2);
+        for set in &sets {
+            assert_eq!(set.compression, Compression::Gzip);
+        }
+        let values: Vec<_> = sets
+            .iter()
+            .flat_map(|s| {
+                s.records
+                    .iter()
+                    .map(|r| r.value.clone().unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(values, [&b"a"[..], b"bb", b"ccc", b"x", b"y"]);
+        let header = BatchHeader::parse(&log.read(3, 1)?.ok_or("no data")?)?;
+        assert_eq!((header.producer_id, header.base_sequence), (42, 0));
+        assert_eq!(header.max_timestamp, 78_000);
+        assert_ne!(header.attributes & 0x08, 0, "LogAppendTime attribute");
         Ok(())
     }
 
