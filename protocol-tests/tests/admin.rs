@@ -192,3 +192,77 @@ fn configs_partitions_and_deleted_records_survive_kill_9() {
         "the new partition kept its record"
     );
 }
+
+#[test]
+fn describe_topic_partitions_pages_with_a_cursor() {
+    let broker = BrokerProcess::start(&[]);
+    let mut client = broker.client();
+    for (name, partitions) in [("pages-a", 3), ("pages-b", 4)] {
+        let created = client
+            .call(
+                5,
+                &CreateTopicsRequest::default().with_topics(vec![
+                    create_topics_request::CreatableTopic::default()
+                        .with_name(TopicName(str(name)))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(1),
+                ]),
+            )
+            .expect("create");
+        assert_eq!(created.topics[0].error_code, 0);
+    }
+    let mut cursor = None;
+    let mut seen = Vec::new();
+    for _page in 0..10 {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                describe_topic_partitions_request::TopicRequest::default()
+                    .with_name(TopicName(str("pages-b"))),
+                describe_topic_partitions_request::TopicRequest::default()
+                    .with_name(TopicName(str("pages-a"))),
+                describe_topic_partitions_request::TopicRequest::default()
+                    .with_name(TopicName(str("pages-missing"))),
+            ])
+            .with_response_partition_limit(2)
+            .with_cursor(cursor.take());
+        let response = client.call(0, &request).expect("describe topic partitions");
+        for topic in &response.topics {
+            let name = topic
+                .name
+                .as_ref()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            if name == "pages-missing" {
+                assert_eq!(topic.error_code, 3);
+                continue;
+            }
+            for p in &topic.partitions {
+                seen.push((name.clone(), p.partition_index));
+            }
+        }
+        assert!(
+            response
+                .topics
+                .iter()
+                .map(|t| t.partitions.len())
+                .sum::<usize>()
+                <= 2
+        );
+        match &response.next_cursor {
+            Some(c) => {
+                cursor = Some(
+                    describe_topic_partitions_request::Cursor::default()
+                        .with_topic_name(c.topic_name.clone())
+                        .with_partition_index(c.partition_index),
+                )
+            }
+            None => break,
+        }
+    }
+    let expected: Vec<(String, i32)> = [("pages-a", 0), ("pages-a", 1), ("pages-a", 2)]
+        .into_iter()
+        .chain((0..4).map(|p| ("pages-b", p)))
+        .map(|(t, p)| (t.to_string(), p))
+        .collect();
+    assert_eq!(seen, expected);
+}

@@ -504,6 +504,20 @@ fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
             anyhow::ensure!(p.error_code == 0 && p.end_offset > 0, "{response:?}");
             Ok(())
         }
+        ApiKey::DescribeTopicPartitions => {
+            // One partition per page: the cursor walks the probe topic.
+            let request = DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    describe_topic_partitions_request::TopicRequest::default()
+                        .with_name(topic("probe")),
+                ])
+                .with_response_partition_limit(1);
+            let response = client.call(version, &request)?;
+            anyhow::ensure!(response.topics.len() == 1, "{response:?}");
+            let t = &response.topics[0];
+            anyhow::ensure!(t.error_code == 0 && t.partitions.len() == 1, "{response:?}");
+            Ok(())
+        }
         other => {
             anyhow::bail!("{other:?} is advertised but this test has no probe for it: add one")
         }

@@ -177,3 +177,102 @@ fn respond(
         .with_topics(topics);
     encode(&response, version)
 }
+
+/// DescribeTopicPartitions (KIP-966), which newer `kafka-topics --describe` uses: topics in
+/// name order (all of them when none is named), at most `response_partition_limit` partitions
+/// per response, and a cursor where the next page starts.
+pub fn describe_topic_partitions(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    use kafka_protocol::messages::describe_topic_partitions_response::{
+        Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+    };
+    use kafka_protocol::messages::{
+        DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
+    };
+    /// Kafka's cap on partitions per response (`max.request.partition.size.limit`).
+    const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
+    let request: DescribeTopicPartitionsRequest = match super::decode(ctx, body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let image = broker.metadata.image();
+    let node = BrokerId(broker.config.node_id);
+    let mut names: Vec<String> = if request.topics.is_empty() {
+        image.topics.keys().cloned().collect()
+    } else {
+        request.topics.iter().map(|t| t.name.to_string()).collect()
+    };
+    names.sort();
+    names.dedup();
+    let limit = match request.response_partition_limit {
+        l if l <= 0 => MAX_PARTITIONS_PER_RESPONSE,
+        l => l.min(MAX_PARTITIONS_PER_RESPONSE),
+    };
+    let (start_topic, start_partition) = match &request.cursor {
+        Some(c) => (Some(c.topic_name.to_string()), c.partition_index.max(0)),
+        None => (None, 0),
+    };
+    let mut budget = limit;
+    let mut topics = Vec::new();
+    let mut next_cursor = None;
+    for name in names {
+        if start_topic.as_ref().is_some_and(|s| name < *s) {
+            continue;
+        }
+        let first = if start_topic.as_deref() == Some(name.as_str()) {
+            start_partition
+        } else {
+            0
+        };
+        let topic_name = TopicName(StrBytes::from_string(name.clone()));
+        let Some(record) = image.topic(&name) else {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(topic_name))
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            );
+            continue;
+        };
+        if budget == 0 {
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(topic_name)
+                    .with_partition_index(first),
+            );
+            break;
+        }
+        let end = record.partitions.min(first.saturating_add(budget));
+        let partitions: Vec<_> = (first..end)
+            .map(|p| {
+                DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_leader_id(node)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node])
+                    .with_eligible_leader_replicas(Some(Vec::new()))
+                    .with_last_known_elr(Some(Vec::new()))
+            })
+            .collect();
+        budget -= end - first;
+        topics.push(
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(topic_name.clone()))
+                .with_topic_id(record.id)
+                .with_is_internal(name == crate::group::OFFSETS_TOPIC)
+                .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS)
+                .with_partitions(partitions),
+        );
+        if end < record.partitions {
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(topic_name)
+                    .with_partition_index(end),
+            );
+            break;
+        }
+    }
+    let response = DescribeTopicPartitionsResponse::default()
+        .with_topics(topics)
+        .with_next_cursor(next_cursor);
+    Reply::Now(super::encode(&response, ctx.version))
+}

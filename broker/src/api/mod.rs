@@ -259,6 +259,12 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
         max_version: 4,
         handler: list_offsets::offset_for_leader_epoch,
     },
+    ApiSpec {
+        key: ApiKey::DescribeTopicPartitions,
+        min_version: 0,
+        max_version: 0,
+        handler: metadata::describe_topic_partitions,
+    },
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static ApiSpec> {
