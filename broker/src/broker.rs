@@ -345,11 +345,13 @@ impl Broker {
     /// One cleaner pass over every compacted partition. Blocking.
     pub fn clean_logs(&self) {
         let now_ms = self.clock.now_ms();
+        let mut throttle =
+            crate::log::cleaner::Throttle::new(self.config.log_cleaner_io_max_bytes_per_second);
         for log in self.logs.all() {
             if !log.config().compact {
                 continue;
             }
-            if let Err(e) = crate::log::cleaner::clean(&log, now_ms) {
+            if let Err(e) = crate::log::cleaner::clean(&log, now_ms, &mut throttle) {
                 tracing::error!(partition = %log.topic_partition, error = %e, "compaction failed");
             }
         }

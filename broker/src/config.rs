@@ -95,6 +95,10 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("log.cleanup.policy", "delete"),
     ("log.cleaner.enable", "true"),
     ("log.cleaner.backoff.ms", "15000"),
+    (
+        "log.cleaner.io.max.bytes.per.second",
+        "1.7976931348623157E308",
+    ),
     ("log.cleaner.delete.retention.ms", "86400000"),
     ("log.cleaner.min.compaction.lag.ms", "0"),
     ("log.cleaner.min.cleanable.ratio", "0.5"),
@@ -228,6 +232,7 @@ pub struct BrokerConfig {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
+    pub log_cleaner_io_max_bytes_per_second: f64,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub queued_max_requests: usize,
@@ -514,6 +519,10 @@ impl BrokerConfig {
                 1,
             )?,
             log_cleaner_enable: parse(props, "log.cleaner.enable")?,
+            log_cleaner_io_max_bytes_per_second: parse(
+                props,
+                "log.cleaner.io.max.bytes.per.second",
+            )?,
             log_cleaner_backoff_ms: at_least(
                 "log.cleaner.backoff.ms",
                 parse(props, "log.cleaner.backoff.ms")?,

@@ -77,8 +77,42 @@ fn decode(bytes: &Bytes) -> io::Result<RecordSet> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
-/// Cleans `log` if it is due. Blocking (file I/O); run it off the reactor.
-pub fn clean(log: &PartitionLog, now_ms: i64) -> io::Result<Option<CleanStats>> {
+/// Limits the cleaner's reads to `log.cleaner.io.max.bytes.per.second` by sleeping when it
+/// runs ahead, so compaction cannot starve produce and fetch of disk bandwidth.
+#[derive(Debug)]
+pub struct Throttle {
+    max_bytes_per_second: f64,
+    started: std::time::Instant,
+    bytes: f64,
+}
+
+impl Throttle {
+    pub fn new(max_bytes_per_second: f64) -> Throttle {
+        Throttle {
+            max_bytes_per_second,
+            started: std::time::Instant::now(),
+            bytes: 0.0,
+        }
+    }
+
+    fn account(&mut self, bytes: usize) {
+        self.bytes += bytes as f64;
+        if !self.max_bytes_per_second.is_finite() || self.max_bytes_per_second <= 0.0 {
+            return;
+        }
+        let due = std::time::Duration::from_secs_f64(self.bytes / self.max_bytes_per_second);
+        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
+
+/// Cleans `log` if it is due. Blocking (file I/O, throttled sleeps); run it off the reactor.
+pub fn clean(
+    log: &PartitionLog,
+    now_ms: i64,
+    throttle: &mut Throttle,
+) -> io::Result<Option<CleanStats>> {
     let Some((config, segments)) = log.cleanable_segments(now_ms) else {
         return Ok(None);
     };
@@ -87,6 +121,7 @@ pub fn clean(log: &PartitionLog, now_ms: i64) -> io::Result<Option<CleanStats>> 
     let mut last_batch_of_producer: HashMap<i64, i64> = HashMap::new();
     for segment in &segments {
         for_each_batch(&segment.slice, |header, bytes| {
+            throttle.account(bytes.len());
             if header.producer_id >= 0 {
                 last_batch_of_producer.insert(header.producer_id, header.base_offset);
             }
@@ -106,6 +141,7 @@ pub fn clean(log: &PartitionLog, now_ms: i64) -> io::Result<Option<CleanStats>> 
         let mut out = BytesMut::new();
         let mut removed = 0u64;
         for_each_batch(&segment.slice, |header, bytes| {
+            throttle.account(bytes.len());
             let RecordSet {
                 records,
                 compression,
@@ -329,7 +365,7 @@ mod tests {
         ));
         let before = read_all(&log);
         // Tombstones are young: kept in the first pass.
-        let stats = clean(&log, 1_100)?.expect("due");
+        let stats = clean(&log, 1_100, &mut Throttle::new(f64::INFINITY))?.expect("due");
         assert!(stats.records_removed > 0 && stats.bytes_after < stats.bytes_before);
         let after = read_all(&log);
         assert!(after.len() < before.len());
@@ -375,7 +411,7 @@ mod tests {
                 100_000,
             )?;
         }
-        clean(&log, 100_000)?;
+        clean(&log, 100_000, &mut Throttle::new(f64::INFINITY))?;
         let last = read_all(&log);
         // The horizon is per segment: the segment that was active during the first pass also
         // holds new records, so only tombstones from rounds before it must be gone.
