@@ -100,9 +100,8 @@ pub fn describe_configs(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
                                     })
                                     .collect();
                             }
-                            if docs_wanted {
-                                entry.documentation = Some(s(c.documentation));
-                            }
+                            // Kafka sends null unless documentation is asked for.
+                            entry.documentation = docs_wanted.then(|| s(c.documentation));
                             entry
                         })
                         .collect();
@@ -131,7 +130,8 @@ pub fn describe_configs(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
                                 .with_value(Some(s(v.clone())))
                                 .with_read_only(true)
                                 .with_config_source(source as i8)
-                                .with_config_type(type_code(ConfigType::String));
+                                .with_config_type(type_code(ConfigType::String))
+                                .with_documentation(None);
                             if synonyms_wanted {
                                 entry.synonyms = vec![DescribeConfigsSynonym::default()
                                     .with_name(s(k))

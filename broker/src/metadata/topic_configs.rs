@@ -176,14 +176,15 @@ pub struct DescribedConfig {
     pub synonyms: Vec<ConfigSynonym>,
 }
 
-/// The broker-level value of a topic config: the first synonym the broker sets, scaled.
+/// The broker setting of a topic config: the first synonym the broker sets, as
+/// (property name, value as set, value in the topic config's unit).
 fn broker_value(
     def: &TopicConfigDef,
     broker: &BTreeMap<String, String>,
-) -> Option<(String, String)> {
+) -> Option<(String, String, String)> {
     def.synonyms.iter().find_map(|s| {
         let raw = broker.get(s.name)?;
-        let value = if s.factor == 1 {
+        let scaled = if s.factor == 1 {
             raw.clone()
         } else {
             raw.trim()
@@ -191,8 +192,24 @@ fn broker_value(
                 .map(|v| v.saturating_mul(s.factor).to_string())
                 .unwrap_or_else(|_| raw.clone())
         };
-        Some((s.name.to_string(), value))
+        Some((s.name.to_string(), raw.clone(), scaled))
     })
+}
+
+/// The synonym Kafka names for the default: the coarsest unit (`log.retention.hours=168` for
+/// `retention.ms`), with the default in that unit.
+fn default_synonym(def: &TopicConfigDef) -> (String, String) {
+    match def.synonyms.last() {
+        None => (def.name.to_string(), def.default.to_string()),
+        Some(s) if s.factor == 1 => (s.name.to_string(), def.default.to_string()),
+        Some(s) => (
+            s.name.to_string(),
+            def.default
+                .parse::<i64>()
+                .map(|v| (v / s.factor).to_string())
+                .unwrap_or_else(|_| def.default.to_string()),
+        ),
+    }
 }
 
 /// The topic's effective configs: every catalog entry with its value and source.
@@ -211,27 +228,30 @@ pub fn describe_topic_configs(
                     source: ConfigSource::TopicOverride,
                 });
             }
-            if let Some((name, value)) = broker_value(def, broker) {
+            let broker_setting = broker_value(def, broker);
+            if let Some((name, raw, _)) = &broker_setting {
                 synonyms.push(ConfigSynonym {
-                    name,
-                    value,
+                    name: name.clone(),
+                    value: raw.clone(),
                     source: ConfigSource::StaticBroker,
                 });
             }
+            let (default_name, default_value) = default_synonym(def);
             synonyms.push(ConfigSynonym {
-                name: def
-                    .synonyms
-                    .first()
-                    .map_or(def.name, |s| s.name)
-                    .to_string(),
-                value: def.default.to_string(),
+                name: default_name,
+                value: default_value,
                 source: ConfigSource::Default,
             });
-            let effective = &synonyms[0];
+            // The effective value is in the topic config's unit.
+            let (value, source) = match (overrides.get(def.name), &broker_setting) {
+                (Some(v), _) => (v.clone(), ConfigSource::TopicOverride),
+                (None, Some((_, _, scaled))) => (scaled.clone(), ConfigSource::StaticBroker),
+                (None, None) => (def.default.to_string(), ConfigSource::Default),
+            };
             DescribedConfig {
                 name: def.name,
-                value: effective.value.clone(),
-                source: effective.source,
+                value,
+                source,
                 config_type: def.config_type,
                 documentation: def.documentation,
                 synonyms,
@@ -280,6 +300,11 @@ mod tests {
             ("7200000", ConfigSource::StaticBroker)
         );
         assert_eq!(retention.synonyms[0].name, "log.retention.hours");
+        assert_eq!(
+            retention.synonyms[0].value, "2",
+            "a synonym keeps the property's own unit"
+        );
+        assert_eq!(retention.synonyms[1].value, "168");
         let policy = find("cleanup.policy").expect("listed");
         assert_eq!(
             (policy.value.as_str(), policy.source),
