@@ -466,6 +466,9 @@ fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
                 .find(|t| t.name.as_str() == "probe")
                 .ok_or_else(|| anyhow::anyhow!("probe not listed: {response:?}"))?;
             anyhow::ensure!(probe.partitions[0].partition_size > 0, "{response:?}");
+            if version >= 4 {
+                anyhow::ensure!(dir.total_bytes >= dir.usable_bytes && dir.usable_bytes > 0);
+            }
             Ok(())
         }
         ApiKey::DescribeProducers => {

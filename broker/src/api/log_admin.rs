@@ -131,12 +131,19 @@ pub fn describe_log_dirs(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes
         .collect();
     let log_dir = std::path::absolute(&broker.config.log_dir)
         .unwrap_or_else(|_| broker.config.log_dir.clone());
+    // The volume holding the log directory (v4+); -1 is Kafka's "unknown".
+    let (total_bytes, usable_bytes) = match rustix::fs::statvfs(&log_dir) {
+        Ok(v) => (
+            v.f_blocks.saturating_mul(v.f_frsize).min(i64::MAX as u64) as i64,
+            v.f_bavail.saturating_mul(v.f_frsize).min(i64::MAX as u64) as i64,
+        ),
+        Err(_) => (-1, -1),
+    };
     let result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(log_dir.display().to_string()))
         .with_topics(topics)
-        // Volume sizes are not measured: Kafka's "unknown".
-        .with_total_bytes(-1)
-        .with_usable_bytes(-1);
+        .with_total_bytes(total_bytes)
+        .with_usable_bytes(usable_bytes);
     let response = DescribeLogDirsResponse::default().with_results(vec![result]);
     Reply::Now(encode(&response, ctx.version))
 }
