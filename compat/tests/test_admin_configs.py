@@ -267,3 +267,41 @@ def test_admin_ck_delete_records_and_list_offsets(broker, topic):
     except KafkaException as exc:
         assert exc.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE, exc
     assert offsets(OffsetSpec.earliest()) == 40
+
+
+def test_admin_ck_log_append_time_and_topic_compression(broker, topic):
+    """message.timestamp.type=LogAppendTime stamps records with the broker's time, and
+    compression.type=zstd recompresses what an uncompressed producer sends; consumers see the
+    records unchanged otherwise. Changing the topic back to CreateTime applies to new records."""
+    import time
+
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+    from confluent_kafka.admin import NewTopic
+
+    b = broker()
+    admin = ck_admin(b)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config={
+        "message.timestamp.type": "LogAppendTime", "compression.type": "zstd"})])[topic].result(30)
+    producer = ck_producer(b, **{"compression.type": "none"})
+    before = int(time.time() * 1000)
+    values = [f"value {i} ".encode() * 20 for i in range(50)]
+    ck_produce_all(producer, [{"key": b"k", "value": v, "timestamp": 1_000} for v in values], topic=topic)
+    after = int(time.time() * 1000)
+    consumer = ck_consumer(b)
+    msgs = ck_read_partition(consumer, topic, 0, OFFSET_BEGINNING, expect_count=len(values))
+    assert [m.value() for m in msgs] == values
+    for m in msgs:
+        kind, ts = m.timestamp()
+        assert kind == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= ts <= after + 1000, m.timestamp()
+    # Stored compressed: far smaller than the 50 x ~180 bytes sent.
+    size = sum(p.stat().st_size for p in b.segment_files(topic))
+    assert size < sum(len(v) for v in values) / 2, f"{size} bytes on disk"
+    # Back to CreateTime: new records keep the producer's timestamp.
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    r = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("message.timestamp.type", "CreateTime", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([r])[r].result(30)
+    ck_produce_all(producer, [{"key": b"k", "value": b"late", "timestamp": 5_000}], topic=topic)
+    last = ck_read_partition(consumer, topic, 0, len(values), expect_count=1)[0]
+    assert last.timestamp() == (TIMESTAMP_CREATE_TIME, 5_000), last.timestamp()
