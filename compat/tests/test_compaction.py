@@ -79,6 +79,10 @@ def view(broker, topic):
     return [(m.offset(), m.key().decode(), m.value()) for m in msgs]
 
 
+def records_of(state) -> list:
+    return state.get("records", [])
+
+
 def data_size(broker, topic) -> int:
     return sum(p.stat().st_size for p in broker.segment_files(topic))
 
@@ -121,6 +125,8 @@ def test_compaction_keeps_latest_per_key_and_forgets_deleted_keys(broker, topic)
                interval_s=0.5)
     check_compacted(state["records"], live, deleted)
     size_after = data_size(b, topic)
+    print(f"compaction: {len(records_of(state))} records left of {RECORDS + KEYS}; "
+          f"segment bytes {size_before} -> {size_after}")
     assert size_after < size_before / 5, f"disk usage {size_before} -> {size_after} bytes"
     # Keyless records are refused on a compacted topic.
     from confluent_kafka import KafkaError
