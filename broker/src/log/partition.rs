@@ -291,13 +291,15 @@ impl PartitionLog {
         if BatchHeader::parse(records).is_ok_and(|h| h.size < records.len()) {
             return Err(AppendError::NotOneBatch);
         }
-        batch::validate(records)?;
+        let sent = batch::validate(records)?;
         // The topic's compression.type and message.timestamp.type may ask for a rewritten
-        // batch; that work happens before the lock.
+        // batch; that work happens before the lock. Only a rewritten batch is validated again.
         let config = self.config();
         let rewritten = rewrite_for_topic(records, &config, now_ms)?;
-        let records: &[u8] = rewritten.as_deref().unwrap_or(records);
-        let mut header = batch::validate(records)?;
+        let (records, mut header) = match &rewritten {
+            Some(bytes) => (bytes.as_slice(), batch::validate(bytes)?),
+            None => (records, sent),
+        };
         let mut state = self.lock();
         if state.deleted {
             return Err(AppendError::Deleted);
