@@ -297,6 +297,14 @@ pub struct LogConfig {
     pub compression: Option<String>,
 }
 
+impl LogConfig {
+    /// Whether a produced batch must be decoded before it is stored: compacted topics check
+    /// keys, and a topic codec or LogAppendTime rewrites the batch.
+    pub fn rewrites_batches(&self) -> bool {
+        self.compact || self.compression.is_some() || self.log_append_time
+    }
+}
+
 impl Default for LogConfig {
     /// Kafka's defaults.
     fn default() -> LogConfig {

@@ -292,15 +292,21 @@ impl PartitionLog {
             return Err(AppendError::NotOneBatch);
         }
         let sent = batch::validate(records)?;
-        // The topic's compression.type and message.timestamp.type may ask for a rewritten
-        // batch; that work happens before the lock. Only a rewritten batch is validated again.
-        let config = self.config();
-        let rewritten = rewrite_for_topic(records, &config, now_ms)?;
+        let mut state = self.lock();
+        let mut rewritten = None;
+        if state.config.rewrites_batches() {
+            // Decoding for the key check, recompression and LogAppendTime stamping happen
+            // outside the lock; topics that need none of it keep one lock round trip.
+            let config = state.config.clone();
+            drop(state);
+            rewritten = prepare_for_topic(records, &config, now_ms)?;
+            state = self.lock();
+        }
+        // Only a rewritten batch is validated again.
         let (records, mut header) = match &rewritten {
             Some(bytes) => (bytes.as_slice(), batch::validate(bytes)?),
             None => (records, sent),
         };
-        let mut state = self.lock();
         if state.deleted {
             return Err(AppendError::Deleted);
         }
@@ -316,9 +322,6 @@ impl PartitionLog {
         }
         if header.is_transactional() {
             return Err(AppendError::Transactional);
-        }
-        if config.compact && !every_record_has_a_key(records)? {
-            return Err(AppendError::NoKey);
         }
         let mut info = AppendInfo {
             base_offset: state.log_end_offset,
@@ -711,10 +714,11 @@ impl PartitionLog {
     }
 }
 
-/// The batch as the topic stores it, when that differs from what the producer sent:
+/// Checks a produced batch against the topic and returns it as the topic stores it, when that
+/// differs from what the producer sent: a compacted topic refuses keyless records; the batch is
 /// recompressed to the topic's `compression.type` (producer fields, offsets and timestamps
 /// kept), and stamped with the append time under `message.timestamp.type=LogAppendTime`.
-fn rewrite_for_topic(
+fn prepare_for_topic(
     batch: &[u8],
     config: &LogConfig,
     now_ms: i64,
@@ -728,11 +732,14 @@ fn rewrite_for_topic(
         Some(_) => Some(Compression::None),
     };
     let mut out: Option<Vec<u8>> = None;
-    if let Some(target) = target {
+    if config.compact || target.is_some() {
         let mut buf = Bytes::copy_from_slice(batch);
         let set = RecordBatchDecoder::decode(&mut buf)
             .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
-        if set.compression != target {
+        if config.compact && set.records.iter().any(|r| r.key.is_none()) {
+            return Err(AppendError::NoKey);
+        }
+        if let Some(target) = target.filter(|t| *t != set.compression) {
             let mut encoded = bytes::BytesMut::new();
             RecordBatchEncoder::encode(
                 &mut encoded,
@@ -752,15 +759,6 @@ fn rewrite_for_topic(
         out = Some(bytes);
     }
     Ok(out)
-}
-
-/// Whether every record of a produced batch has a key (compacted topics require it). The batch
-/// was validated already; one that does not decode is refused as corrupt.
-fn every_record_has_a_key(batch: &[u8]) -> Result<bool, AppendError> {
-    let mut buf = Bytes::copy_from_slice(batch);
-    let set = RecordBatchDecoder::decode(&mut buf)
-        .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
-    Ok(set.records.iter().all(|r| r.key.is_some()))
 }
 
 /// Decodes one stored batch (decompressing if needed) to find the first record with a
