@@ -84,23 +84,11 @@ pub async fn run(
             }
         },
     );
-    let group_timers = {
-        let broker = broker.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(GROUP_TICK);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = stopped.changed() => return,
-                }
-                if let Some(groups) = broker.group_coordinator() {
-                    groups.tick();
-                }
-            }
-        })
-    };
+    let group_timers = spawn_every(GROUP_TICK, stopped.clone(), broker.clone(), |b| {
+        if let Some(groups) = b.group_coordinator() {
+            groups.tick();
+        }
+    });
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop.send(true);
