@@ -629,22 +629,68 @@ fn replaying_the_records_restores_groups_and_offsets() {
     );
 }
 
+#[derive(Debug)]
+enum Phase {
+    Joining(RequestId),
+    Syncing(RequestId, i32),
+    Stable(i32),
+}
+
+/// A simulated consumer of the churn test.
+struct Client {
+    member_id: String,
+    phase: Phase,
+}
+
+/// Every client reacts to what it was told, as a consumer does: a join answer leads to a sync
+/// (the leader assigns each member its own id), a sync answer to Stable or a rejoin, a
+/// heartbeat refused for a rebalance to a rejoin. Any other error fails the test.
+fn react(h: &mut Harness, clients: &mut [Client], seed: u64) {
+    for c in clients.iter_mut() {
+        loop {
+            match c.phase {
+                Phase::Joining(id) => match h.join_response(id) {
+                    None => break,
+                    Some(r) => {
+                        assert_eq!(r.error, None, "seed {seed}: join of {}", c.member_id);
+                        let members: Vec<String> =
+                            r.members.iter().map(|m| m.member_id.clone()).collect();
+                        let refs: Vec<(&str, &str)> =
+                            members.iter().map(|m| (m.as_str(), m.as_str())).collect();
+                        let sync = h.sync(&c.member_id, r.generation_id, &refs);
+                        c.phase = Phase::Syncing(sync, r.generation_id);
+                    }
+                },
+                Phase::Syncing(id, generation) => match h.sync_response(id) {
+                    None => break,
+                    Some(r) => match r.error {
+                        None => c.phase = Phase::Stable(generation),
+                        Some(GroupError::RebalanceInProgress) => {
+                            let join = h.join(&c.member_id);
+                            c.phase = Phase::Joining(join);
+                        }
+                        Some(e) => panic!("seed {seed}: sync error {e:?}"),
+                    },
+                },
+                Phase::Stable(generation) => match h.heartbeat(&c.member_id, generation) {
+                    Ok(()) => break,
+                    Err(GroupError::RebalanceInProgress | GroupError::IllegalGeneration) => {
+                        let join = h.join(&c.member_id);
+                        c.phase = Phase::Joining(join);
+                    }
+                    Err(e) => panic!("seed {seed}: heartbeat error {e:?}"),
+                },
+            }
+        }
+    }
+}
+
 /// Simulated well-behaved clients join, heartbeat, rebalance and leave at random. Every
 /// request is answered exactly once (checked by `absorb`), the group's invariants hold
 /// throughout (`check` asserts in debug builds), a client that keeps to its session timeout
 /// is never told UNKNOWN_MEMBER_ID, and at the end the survivors form a Stable generation.
 #[test]
 fn random_churn_keeps_live_members_and_converges() {
-    #[derive(Debug)]
-    enum Phase {
-        Joining(RequestId),
-        Syncing(RequestId, i32),
-        Stable(i32),
-    }
-    struct Client {
-        member_id: String,
-        phase: Phase,
-    }
     for seed in 0..20u64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut h = Harness::with(GroupConfig {
@@ -677,92 +723,12 @@ fn random_churn_keeps_live_members_and_converges() {
                 _ => {}
             }
             h.advance(rng.gen_range(50..1_500));
-            let leader = h.manager.describe("g");
-            let _ = leader;
-            // Every client reacts to what it was told, as a consumer does.
-            for c in clients.iter_mut() {
-                loop {
-                    match c.phase {
-                        Phase::Joining(id) => match h.join_response(id) {
-                            None => break,
-                            Some(r) => {
-                                assert_eq!(r.error, None, "seed {seed}: join of {}", c.member_id);
-                                let assignments: Vec<(String, String)> = r
-                                    .members
-                                    .iter()
-                                    .map(|m| (m.member_id.clone(), m.member_id.clone()))
-                                    .collect();
-                                let refs: Vec<(&str, &str)> = assignments
-                                    .iter()
-                                    .map(|(a, b)| (a.as_str(), b.as_str()))
-                                    .collect();
-                                let sync = h.sync(&c.member_id, r.generation_id, &refs);
-                                c.phase = Phase::Syncing(sync, r.generation_id);
-                            }
-                        },
-                        Phase::Syncing(id, generation) => match h.sync_response(id) {
-                            None => break,
-                            Some(r) => match r.error {
-                                None => c.phase = Phase::Stable(generation),
-                                Some(GroupError::RebalanceInProgress) => {
-                                    let join = h.join(&c.member_id);
-                                    c.phase = Phase::Joining(join);
-                                }
-                                Some(e) => panic!("seed {seed}: sync error {e:?}"),
-                            },
-                        },
-                        Phase::Stable(generation) => match h.heartbeat(&c.member_id, generation) {
-                            Ok(()) => break,
-                            Err(GroupError::RebalanceInProgress)
-                            | Err(GroupError::IllegalGeneration) => {
-                                let join = h.join(&c.member_id);
-                                c.phase = Phase::Joining(join);
-                            }
-                            Err(e) => panic!("seed {seed}: heartbeat error {e:?}"),
-                        },
-                    }
-                }
-            }
+            react(&mut h, &mut clients, seed);
         }
         // Quiet period: no churn, clients keep heartbeating until the group settles.
         for _ in 0..200 {
             h.advance(500);
-            for c in clients.iter_mut() {
-                loop {
-                    match c.phase {
-                        Phase::Joining(id) => match h.join_response(id) {
-                            None => break,
-                            Some(r) => {
-                                assert_eq!(r.error, None, "seed {seed}");
-                                let members: Vec<String> =
-                                    r.members.iter().map(|m| m.member_id.clone()).collect();
-                                let refs: Vec<(&str, &str)> =
-                                    members.iter().map(|m| (m.as_str(), m.as_str())).collect();
-                                let sync = h.sync(&c.member_id, r.generation_id, &refs);
-                                c.phase = Phase::Syncing(sync, r.generation_id);
-                            }
-                        },
-                        Phase::Syncing(id, generation) => match h.sync_response(id) {
-                            None => break,
-                            Some(r) if r.error.is_none() => c.phase = Phase::Stable(generation),
-                            Some(_) => {
-                                let join = h.join(&c.member_id);
-                                c.phase = Phase::Joining(join);
-                            }
-                        },
-                        Phase::Stable(generation) => match h.heartbeat(&c.member_id, generation) {
-                            Ok(()) => break,
-                            Err(
-                                GroupError::RebalanceInProgress | GroupError::IllegalGeneration,
-                            ) => {
-                                let join = h.join(&c.member_id);
-                                c.phase = Phase::Joining(join);
-                            }
-                            Err(e) => panic!("seed {seed}: heartbeat error {e:?}"),
-                        },
-                    }
-                }
-            }
+            react(&mut h, &mut clients, seed);
         }
         let described = h.manager.describe("g");
         if clients.is_empty() {
