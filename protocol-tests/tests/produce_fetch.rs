@@ -305,3 +305,89 @@ fn pipelined_requests_are_answered_in_order() {
         }
     }
 }
+
+/// KIP-467: a batch with keyless records refused by a compacted topic names each of them in
+/// `record_errors` (Produce v8+), so clients fail only those with INVALID_RECORD; older versions
+/// get the bare error code.
+#[test]
+fn keyless_records_on_a_compacted_topic_are_named() {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    let broker = BrokerProcess::start(&[]);
+    let mut client = broker.client();
+    let response = client
+        .call(
+            5,
+            &CreateTopicsRequest::default().with_topics(vec![
+                create_topics_request::CreatableTopic::default()
+                    .with_name(name("compacted"))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)
+                    .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_static_str("cleanup.policy"))
+                        .with_value(Some(StrBytes::from_static_str("compact")))]),
+            ]),
+        )
+        .expect("create topics");
+    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+
+    let keyless = [1usize, 4];
+    let records: Vec<Record> = (0..6)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // One batch: the encoder splits where offset - sequence changes.
+            sequence: -1 + i as i32,
+            timestamp: 1_000 + i as i64,
+            key: (!keyless.contains(&i)).then(|| Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
+    let records = buf.freeze();
+
+    for version in [3, 7, 8, 9] {
+        let response = client
+            .call(
+                version,
+                &produce_request("compacted", 0, 1, records.clone()),
+            )
+            .expect("produce");
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 87, "v{version}: INVALID_RECORD");
+        assert_eq!(p.base_offset, -1);
+        if version >= 8 {
+            let indexes: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+            assert_eq!(indexes, vec![1, 4], "v{version}: {p:?}");
+            assert!(p.record_errors[0]
+                .batch_index_error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("without key")));
+            assert!(p.error_message.is_some());
+        }
+    }
+    // Nothing of the refused batches was stored.
+    let (code, offset) = produce(
+        &mut client,
+        "compacted",
+        1,
+        batch(&[b"keyed"], None, Compression::None),
+    );
+    assert_eq!((code, offset), (0, 0));
+}

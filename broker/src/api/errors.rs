@@ -14,7 +14,7 @@ pub fn append_error(e: &AppendError) -> ResponseError {
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::ControlBatch => ResponseError::InvalidRecord,
         AppendError::Transactional => ResponseError::InvalidTxnState,
-        AppendError::NoKey => ResponseError::InvalidRecord,
+        AppendError::NoKey { .. } => ResponseError::InvalidRecord,
         AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch
         }

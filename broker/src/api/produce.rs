@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use super::{decode, encode, errors, Reply, RequestContext, RequestError, ResponseBody};
 use crate::broker::Broker;
@@ -76,6 +79,25 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                     }
                     Some(Err(e)) => {
                         log_append_error(ctx, &name, data.index, &e);
+                        // (Produce v8+ carries them; older versions cannot encode them.)
+                        if let (AppendError::NoKey { records }, 8..) = (&e, version) {
+                            // KIP-467: name each offending record, so the client fails those
+                            // with INVALID_RECORD and the rest of the batch as collateral.
+                            let message = StrBytes::from(format!(
+                                "Compacted topic cannot accept message without key in topic \
+                                 partition {name}-{}.",
+                                data.index
+                            ));
+                            response.record_errors = records
+                                .iter()
+                                .map(|i| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(*i)
+                                        .with_batch_index_error_message(Some(message.clone()))
+                                })
+                                .collect();
+                            response.error_message = Some(message);
+                        }
                         Err(errors::append_error(&e))
                     }
                 }

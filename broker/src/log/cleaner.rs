@@ -361,7 +361,7 @@ mod tests {
         };
         assert!(matches!(
             log.append(&keyless, 1_000),
-            Err(crate::log::partition::AppendError::NoKey)
+            Err(crate::log::partition::AppendError::NoKey { .. })
         ));
         let before = read_all(&log);
         // Tombstones are young: kept in the first pass.

@@ -60,8 +60,9 @@ pub enum AppendError {
     ControlBatch,
     #[error("transactional batches need a transaction, which this broker does not offer yet")]
     Transactional,
+    /// `records`: the batch-relative indexes of the keyless records (Kafka reports each one).
     #[error("a compacted topic cannot accept a record without a key")]
-    NoKey,
+    NoKey { records: Vec<i32> },
     #[error(transparent)]
     Sequence(#[from] SequenceError),
     #[error("the partition was deleted")]
@@ -736,8 +737,15 @@ fn prepare_for_topic(
         let mut buf = Bytes::copy_from_slice(batch);
         let set = RecordBatchDecoder::decode(&mut buf)
             .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
-        if config.compact && set.records.iter().any(|r| r.key.is_none()) {
-            return Err(AppendError::NoKey);
+        if config.compact {
+            let keyless: Vec<i32> = (0..)
+                .zip(&set.records)
+                .filter(|(_, r)| r.key.is_none())
+                .map(|(i, _)| i)
+                .collect();
+            if !keyless.is_empty() {
+                return Err(AppendError::NoKey { records: keyless });
+            }
         }
         if let Some(target) = target.filter(|t| *t != set.compression) {
             let mut encoded = bytes::BytesMut::new();

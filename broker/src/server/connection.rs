@@ -140,6 +140,27 @@ async fn read_frame(
     Ok(Some(frame.freeze()))
 }
 
+/// Answers one request frame (the bytes after the length prefix) as a connection would, and
+/// waits for the answer: `Ok(None)` when no response is due (acks=0), `Err` when the
+/// connection would be closed. The entry point of the request fuzz target (`fuzz/`).
+pub async fn answer_frame(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Bytes>, String> {
+    match dispatch(broker, frame, 0, peer)? {
+        None => Ok(None),
+        Some(Outgoing {
+            pending: Pending::Ready(body),
+            ..
+        }) => body.map(Some).map_err(|e| e.to_string()),
+        Some(Outgoing {
+            pending: Pending::Waiting(deferred),
+            ..
+        }) => deferred.await.map(Some).map_err(|e| e.to_string()),
+    }
+}
+
 /// Routes one frame. `Err` closes the connection.
 fn dispatch(
     broker: &Arc<Broker>,
@@ -147,6 +168,12 @@ fn dispatch(
     id: u64,
     peer: SocketAddr,
 ) -> Result<Option<Outgoing>, String> {
+    if frame.len() < FIXED_HEADER_BYTES {
+        return Err(format!(
+            "frame of {} bytes is too short for a request header",
+            frame.len()
+        ));
+    }
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
