@@ -115,6 +115,15 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+    /// A CreateTime batch whose max timestamp is below its first record's: the producer left
+    /// it unset (sarama before 1.45 sends -1). Kafka recomputes it from the records, and the
+    /// time index and ListOffsets by time depend on it.
+    pub fn max_timestamp_unset(&self) -> bool {
+        !self.is_log_append_time() && self.max_timestamp < self.base_timestamp
+    }
     pub fn has_producer_id(&self) -> bool {
         self.producer_id >= 0
     }
@@ -185,17 +194,27 @@ fn validate_batch(batch: &[u8], dense: bool) -> Result<BatchHeader, BatchError> 
 /// timestamp-type attribute bit and the max timestamp, which readers then use for every
 /// record; the CRC is recomputed. `batch` was validated.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-    const MAX_TIMESTAMP_AT: usize = 35;
     if batch.len() < HEADER_BYTES {
         return;
     }
     let attributes = i16_at(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
     batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    set_max_timestamp(batch, now_ms);
+}
+
+/// Writes the batch's max timestamp and recomputes the CRC. `batch` was validated.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    const MAX_TIMESTAMP_AT: usize = 35;
+    if batch.len() < HEADER_BYTES {
+        return;
+    }
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
+
+/// The timestamp-type attribute bit: set for LogAppendTime.
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 
 /// Reads a zig-zag varint, returning (value, bytes used).
 fn varint(bytes: &[u8]) -> Option<(i64, usize)> {

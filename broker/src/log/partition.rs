@@ -295,12 +295,13 @@ impl PartitionLog {
         let sent = batch::validate(records)?;
         let mut state = self.lock();
         let mut rewritten = None;
-        if state.config.rewrites_batches() {
-            // Decoding for the key check, recompression and LogAppendTime stamping happen
-            // outside the lock; topics that need none of it keep one lock round trip.
+        if state.config.rewrites_batches() || sent.max_timestamp_unset() {
+            // Decoding for the key check, recompression, LogAppendTime stamping and a missing
+            // max timestamp happen outside the lock; topics and batches that need none of it
+            // keep one lock round trip.
             let config = state.config.clone();
             drop(state);
-            rewritten = prepare_for_topic(records, &config, now_ms)?;
+            rewritten = prepare_for_topic(records, &config, now_ms, sent.max_timestamp_unset())?;
             state = self.lock();
         }
         // Only a rewritten batch is validated again.
@@ -719,10 +720,13 @@ impl PartitionLog {
 /// differs from what the producer sent: a compacted topic refuses keyless records; the batch is
 /// recompressed to the topic's `compression.type` (producer fields, offsets and timestamps
 /// kept), and stamped with the append time under `message.timestamp.type=LogAppendTime`.
+/// `fix_max_timestamp`: the producer left the batch's max timestamp unset, so it is computed
+/// from the records (as Kafka's LogValidator does).
 fn prepare_for_topic(
     batch: &[u8],
     config: &LogConfig,
     now_ms: i64,
+    fix_max_timestamp: bool,
 ) -> Result<Option<Vec<u8>>, AppendError> {
     let target = match config.compression.as_deref() {
         None => None,
@@ -733,7 +737,7 @@ fn prepare_for_topic(
         Some(_) => Some(Compression::None),
     };
     let mut out: Option<Vec<u8>> = None;
-    if config.compact || target.is_some() {
+    if config.compact || target.is_some() || fix_max_timestamp {
         let mut buf = Bytes::copy_from_slice(batch);
         let set = RecordBatchDecoder::decode(&mut buf)
             .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
@@ -759,6 +763,13 @@ fn prepare_for_topic(
             )
             .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
             out = Some(encoded.to_vec());
+        }
+        if fix_max_timestamp {
+            if let Some(max) = set.records.iter().map(|r| r.timestamp).max() {
+                let mut bytes = out.unwrap_or_else(|| batch.to_vec());
+                batch::set_max_timestamp(&mut bytes, max);
+                out = Some(bytes);
+            }
         }
     }
     if config.log_append_time {
@@ -1002,6 +1013,28 @@ mod tests {
         assert_eq!(log.offset_for_timestamp(0)?, Some((0, 1000)));
         assert_eq!(log.offset_for_timestamp(5000)?, None);
         assert_eq!(log.max_timestamp_offset()?, Some((2, 1002)));
+        Ok(())
+    }
+
+    /// A producer that leaves the batch's max timestamp unset (-1, as sarama 1.22 does): the
+    /// broker computes it from the records, so time lookups find the batch.
+    #[test]
+    fn unset_max_timestamp_is_computed() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let log = PartitionLog::open(dir.path(), TopicPartition::new("t", 0), config(), 0, 0)?;
+        for codec in [Compression::None, Compression::Gzip] {
+            let mut bytes = encode_batch(&[b"a", b"b", b"c"], codec)?.to_vec();
+            batch::set_max_timestamp(&mut bytes, -1);
+            assert!(batch::validate(&bytes)?.max_timestamp_unset());
+            log.append(&bytes, 0)?;
+        }
+        assert_eq!(log.offset_for_timestamp(1001)?, Some((1, 1001)));
+        assert_eq!(log.offset_for_timestamp(1002)?, Some((2, 1002)));
+        assert_eq!(log.max_timestamp_offset()?, Some((2, 1002)));
+        let stored = log.read(3, 1 << 20)?.expect("second batch");
+        let header = BatchHeader::parse(&stored)?;
+        assert_eq!(header.max_timestamp, 1002);
+        batch::validate(&stored[..header.size])?;
         Ok(())
     }
 
