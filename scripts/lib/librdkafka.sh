@@ -5,10 +5,11 @@
 # rdkafka-sys 4.10.0 vendors librdkafka 2.12.1.
 RDKAFKA_SYS_VERSION="4.10.0"
 
-# Debian's -dev packages librdkafka's build needs (zlib, zstd, lz4), and a C/C++ toolchain.
+# Debian's -dev packages librdkafka's build needs (zlib, zstd, lz4; RapidJSON, which its test suite
+# uses to check statistics), and a C/C++ toolchain.
 rdkafka_install_build_deps() {
     local pkgs=() p
-    for p in liblz4-dev libzstd-dev zlib1g-dev make gcc g++ pkg-config python3; do
+    for p in liblz4-dev libzstd-dev zlib1g-dev rapidjson-dev make gcc g++ pkg-config python3; do
         dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
     done
     [ "${#pkgs[@]}" -eq 0 ] && return 0
