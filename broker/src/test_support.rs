@@ -49,3 +49,42 @@ pub fn record_batch(
     )?;
     Ok(buf.freeze())
 }
+
+/// One batch of (key, value) records with timestamps `first_timestamp + i`, no producer: for
+/// keyless records and tombstones (`None`), which `record_batch` cannot express.
+pub fn keyed_batch(
+    entries: &[(Option<&[u8]>, Option<&[u8]>)],
+    first_timestamp: i64,
+    compression: Compression,
+) -> anyhow::Result<Bytes> {
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // One batch: the encoder splits where offset - sequence changes.
+            sequence: i as i32 - 1,
+            timestamp: first_timestamp + i as i64,
+            key: key.map(Bytes::copy_from_slice),
+            value: value.map(Bytes::copy_from_slice),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )?;
+    Ok(buf.freeze())
+}

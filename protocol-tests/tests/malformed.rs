@@ -117,3 +117,68 @@ fn hostile_frames_close_only_their_connection() {
     healthy(&mut good, &broker, "a corrupt batch");
     assert!(broker.is_alive(), "broker died; log:\n{}", broker.log());
 }
+
+/// Every (API key, version) the broker advertises, with a valid header and a body that is
+/// empty, cut short, all 0xff (huge lengths, over-long varints) or random: each gets an answer
+/// or a closed connection, and the broker keeps serving.
+#[test]
+fn every_advertised_version_survives_malformed_bodies() {
+    use kafka_protocol::protocol::Encodable;
+
+    let mut broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut good = broker.client();
+    let versions = good
+        .call(3, &ApiVersionsRequest::default())
+        .expect("api versions");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xbad_b0d1);
+    let mut sent = 0;
+    for range in &versions.api_keys {
+        let Ok(key) = ApiKey::try_from(range.api_key) else {
+            continue;
+        };
+        for version in range.min_version..=range.max_version {
+            let header = RequestHeader::default()
+                .with_request_api_key(range.api_key)
+                .with_request_api_version(version)
+                .with_correlation_id(7)
+                .with_client_id(Some(StrBytes::from_static_str("malformed")));
+            let mut head = BytesMut::new();
+            header
+                .encode(&mut head, key.request_header_version(version))
+                .expect("header");
+            let random: Vec<u8> = (0..rng.gen_range(1..64)).map(|_| rng.gen()).collect();
+            let bodies: [(&str, Vec<u8>); 4] = [
+                ("empty body", vec![]),
+                ("one byte", vec![0]),
+                ("0xff x32", vec![0xff; 32]),
+                ("random", random),
+            ];
+            for (what, body) in bodies {
+                let mut bad = broker.client();
+                let mut f = head.to_vec();
+                f.extend_from_slice(&body);
+                bad.stream.write_all(&frame(&f)).expect("send");
+                bad.stream
+                    .shutdown(std::net::Shutdown::Write)
+                    .expect("shutdown");
+                // Whatever comes back is whole frames, then the broker closes.
+                let started = std::time::Instant::now();
+                loop {
+                    if let Err(e) = bad.read_frame() {
+                        let e = format!("{e:#}");
+                        assert!(
+                            !e.contains("implausible") && started.elapsed().as_secs() < 10,
+                            "{key:?} v{version}, {what}: {e}"
+                        );
+                        break;
+                    }
+                }
+                sent += 1;
+            }
+        }
+        healthy(&mut good, &broker, &format!("malformed bodies of {key:?}"));
+    }
+    assert!(sent > 400, "only {sent} requests");
+    assert!(broker.is_alive(), "broker died; log:\n{}", broker.log());
+    assert!(!broker.log().contains("panicked"), "{}", broker.log());
+}

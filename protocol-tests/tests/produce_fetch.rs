@@ -311,8 +311,6 @@ fn pipelined_requests_are_answered_in_order() {
 /// get the bare error code.
 #[test]
 fn keyless_records_on_a_compacted_topic_are_named() {
-    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-
     let broker = BrokerProcess::start(&[]);
     let mut client = broker.client();
     let response = client
@@ -331,36 +329,16 @@ fn keyless_records_on_a_compacted_topic_are_named() {
         .expect("create topics");
     assert_eq!(response.topics[0].error_code, 0, "{response:?}");
 
-    let keyless = [1usize, 4];
-    let records: Vec<Record> = (0..6)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // One batch: the encoder splits where offset - sequence changes.
-            sequence: -1 + i as i32,
-            timestamp: 1_000 + i as i64,
-            key: (!keyless.contains(&i)).then(|| Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(format!("v{i}"))),
-            headers: Default::default(),
-        })
+    // Records 1 and 4 have no key.
+    let keys: Vec<Option<String>> = (0..6)
+        .map(|i| (i != 1 && i != 4).then(|| format!("k{i}")))
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode");
-    let records = buf.freeze();
+    let entries: Vec<(Option<&[u8]>, Option<&[u8]>)> = keys
+        .iter()
+        .map(|k| (k.as_deref().map(str::as_bytes), Some(&b"v"[..])))
+        .collect();
+    let records =
+        strom::test_support::keyed_batch(&entries, 1_000, Compression::None).expect("encode");
 
     for version in [3, 7, 8, 9] {
         let response = client

@@ -136,7 +136,10 @@ fn poll_n(consumer: &BaseConsumer, want: usize) -> Res<Vec<Rec>> {
         }
     }
     if out.len() < want {
-        return Err(format!("read {} of {want} records within {WAIT:?}", out.len()));
+        return Err(format!(
+            "read {} of {want} records within {WAIT:?}",
+            out.len()
+        ));
     }
     Ok(out)
 }
@@ -176,6 +179,20 @@ fn values_once(recs: &[Rec], n: usize) -> Res {
 
 const ALL: [i32; 3] = [0, 1, 2];
 
+/// `values` to partition 0 of `topic`, record i with timestamp T0 + i seconds.
+fn timestamped<'a>(topic: &'a str, values: &'a [Vec<u8>]) -> Vec<FutureRecord<'a, [u8], [u8]>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            FutureRecord::to(topic)
+                .partition(0)
+                .payload(&x[..])
+                .timestamp(T0 + i as i64 * 1000)
+        })
+        .collect()
+}
+
 async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
     let topic = ctx.topic(name);
     let t = topic.as_str();
@@ -199,11 +216,16 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
                 return Err(format!("{} partitions", mt.partitions().len()));
             }
             for p in mt.partitions() {
-                let addr = brokers
-                    .get(&p.leader())
-                    .ok_or(format!("partition {} leader {} not a listed broker", p.id(), p.leader()))?;
+                let addr = brokers.get(&p.leader()).ok_or(format!(
+                    "partition {} leader {} not a listed broker",
+                    p.id(),
+                    p.leader()
+                ))?;
                 if *addr != ctx.bootstrap {
-                    return Err(format!("leader address {addr}, bootstrap {}", ctx.bootstrap));
+                    return Err(format!(
+                        "leader address {addr}, bootstrap {}",
+                        ctx.bootstrap
+                    ));
                 }
             }
             Ok(())
@@ -211,7 +233,9 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
         "produce.keys" => {
             let p = ctx.producer(&[])?;
             let vals: Vec<Vec<u8>> = (0..105).map(v).collect();
-            let keys: Vec<Vec<u8>> = (0..100).map(|i| format!("k{}", i % 10).into_bytes()).collect();
+            let keys: Vec<Vec<u8>> = (0..100)
+                .map(|i| format!("k{}", i % 10).into_bytes())
+                .collect();
             let recs = (0..105)
                 .map(|i| {
                     let r = FutureRecord::to(t).payload(&vals[i][..]);
@@ -241,7 +265,10 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
                         }
                         let e = by_key.entry(k.clone()).or_insert((r.partition, vec![]));
                         if e.0 != r.partition {
-                            return Err(format!("key {:?} in two partitions", String::from_utf8_lossy(k)));
+                            return Err(format!(
+                                "key {:?} in two partitions",
+                                String::from_utf8_lossy(k)
+                            ));
                         }
                         e.1.push(i);
                     }
@@ -249,7 +276,10 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
             }
             for (k, (_, order)) in by_key {
                 if order.windows(2).any(|w| w[0] > w[1]) {
-                    return Err(format!("key {:?} out of order", String::from_utf8_lossy(&k)));
+                    return Err(format!(
+                        "key {:?} out of order",
+                        String::from_utf8_lossy(&k)
+                    ));
                 }
             }
             Ok(())
@@ -260,10 +290,22 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
             let recs = (0..10)
                 .map(|i| {
                     let h = OwnedHeaders::new()
-                        .insert(Header { key: "h1", value: Some("a") })
-                        .insert(Header { key: "h1", value: Some("b") })
-                        .insert(Header { key: "bin", value: Some(&b"\x00\xff\x01"[..]) });
-                    FutureRecord::to(t).partition(0).payload(&vals[i][..]).headers(h)
+                        .insert(Header {
+                            key: "h1",
+                            value: Some("a"),
+                        })
+                        .insert(Header {
+                            key: "h1",
+                            value: Some("b"),
+                        })
+                        .insert(Header {
+                            key: "bin",
+                            value: Some(&b"\x00\xff\x01"[..]),
+                        });
+                    FutureRecord::to(t)
+                        .partition(0)
+                        .payload(&vals[i][..])
+                        .headers(h)
                 })
                 .collect();
             send_all(&p, recs).await?;
@@ -284,15 +326,7 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
         "produce.timestamps" => {
             let p = ctx.producer(&[])?;
             let vals: Vec<Vec<u8>> = (0..10).map(v).collect();
-            let recs = (0..10)
-                .map(|i| {
-                    FutureRecord::to(t)
-                        .partition(0)
-                        .payload(&vals[i][..])
-                        .timestamp(T0 + i as i64 * 1000)
-                })
-                .collect();
-            send_all(&p, recs).await?;
+            send_all(&p, timestamped(t, &vals)).await?;
             let got = read_all(ctx, t, &[0], 10)?;
             for (i, r) in got.iter().enumerate() {
                 if r.value.as_deref() != Some(&vals[i][..]) {
@@ -314,11 +348,17 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
                     s
                 })
                 .collect();
-            let recs = vals.iter().map(|x| FutureRecord::to(t).payload(&x[..])).collect();
+            let recs = vals
+                .iter()
+                .map(|x| FutureRecord::to(t).payload(&x[..]))
+                .collect();
             send_all(&p, recs).await?;
             let got = read_all(ctx, t, &ALL, 1000)?;
             let mut want: Vec<&Vec<u8>> = vals.iter().collect();
-            let mut have: Vec<Vec<u8>> = got.into_iter().map(|r| r.value.unwrap_or_default()).collect();
+            let mut have: Vec<Vec<u8>> = got
+                .into_iter()
+                .map(|r| r.value.unwrap_or_default())
+                .collect();
             want.sort();
             have.sort();
             if have.iter().ne(want.into_iter()) {
@@ -334,7 +374,10 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
             };
             let p = ctx.producer(&[("acks", acks)])?;
             let vals: Vec<Vec<u8>> = (0..200).map(v).collect();
-            let recs = vals.iter().map(|x| FutureRecord::to(t).payload(&x[..])).collect();
+            let recs = vals
+                .iter()
+                .map(|x| FutureRecord::to(t).payload(&x[..]))
+                .collect();
             send_all(&p, recs).await?;
             let got = read_all(ctx, t, &ALL, 200)?;
             values_once(&got, 200)
@@ -342,12 +385,19 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
         "produce.idempotent" => {
             let p = ctx.producer(&[("enable.idempotence", "true")])?;
             let vals: Vec<Vec<u8>> = (0..200).map(v).collect();
-            let recs = vals.iter().map(|x| FutureRecord::to(t).payload(&x[..])).collect();
+            let recs = vals
+                .iter()
+                .map(|x| FutureRecord::to(t).payload(&x[..]))
+                .collect();
             send_all(&p, recs).await?;
             let got = read_all(ctx, t, &ALL, 200)?;
             values_once(&got, 200)?;
             for part in ALL {
-                let offs: Vec<i64> = got.iter().filter(|r| r.partition == part).map(|r| r.offset).collect();
+                let offs: Vec<i64> = got
+                    .iter()
+                    .filter(|r| r.partition == part)
+                    .map(|r| r.offset)
+                    .collect();
                 if offs.iter().enumerate().any(|(i, o)| *o != i as i64) {
                     return Err(format!("partition {part} offsets not dense from 0"));
                 }
@@ -357,16 +407,23 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
         "consume.assign_seek" => {
             let p = ctx.producer(&[])?;
             let vals: Vec<Vec<u8>> = (0..50).map(v).collect();
-            let recs = vals.iter().map(|x| FutureRecord::to(t).partition(0).payload(&x[..])).collect();
+            let recs = vals
+                .iter()
+                .map(|x| FutureRecord::to(t).partition(0).payload(&x[..]))
+                .collect();
             send_all(&p, recs).await?;
             let c = ctx.consumer(&[])?;
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(t, 0, Offset::Offset(20)).map_err(|e| e.to_string())?;
+            tpl.add_partition_offset(t, 0, Offset::Offset(20))
+                .map_err(|e| e.to_string())?;
             c.assign(&tpl).map_err(|e| format!("assign: {e}"))?;
             let got = poll_n(&c, 30)?;
             for (i, r) in got.iter().enumerate() {
                 if r.offset != 20 + i as i64 || r.value.as_deref() != Some(&vals[20 + i][..]) {
-                    return Err(format!("record {i}: offset {} value {:?}", r.offset, r.value));
+                    return Err(format!(
+                        "record {i}: offset {} value {:?}",
+                        r.offset, r.value
+                    ));
                 }
             }
             Ok(())
@@ -374,7 +431,10 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
         "consume.from_beginning" => {
             let p = ctx.producer(&[])?;
             let vals: Vec<Vec<u8>> = (0..30).map(v).collect();
-            let recs = vals.iter().map(|x| FutureRecord::to(t).payload(&x[..])).collect();
+            let recs = vals
+                .iter()
+                .map(|x| FutureRecord::to(t).payload(&x[..]))
+                .collect();
             send_all(&p, recs).await?;
             let c = ctx.consumer(&[("group.id", &format!("{t}-g"))])?;
             c.subscribe(&[t]).map_err(|e| format!("subscribe: {e}"))?;
@@ -384,18 +444,11 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
         "consume.from_timestamp" => {
             let p = ctx.producer(&[])?;
             let vals: Vec<Vec<u8>> = (0..20).map(v).collect();
-            let recs = (0..20)
-                .map(|i| {
-                    FutureRecord::to(t)
-                        .partition(0)
-                        .payload(&vals[i][..])
-                        .timestamp(T0 + i as i64 * 1000)
-                })
-                .collect();
-            send_all(&p, recs).await?;
+            send_all(&p, timestamped(t, &vals)).await?;
             let c = ctx.consumer(&[])?;
             let mut q = TopicPartitionList::new();
-            q.add_partition_offset(t, 0, Offset::Offset(T0 + 10_000)).map_err(|e| e.to_string())?;
+            q.add_partition_offset(t, 0, Offset::Offset(T0 + 10_000))
+                .map_err(|e| e.to_string())?;
             let found = c
                 .offsets_for_times(q, WAIT)
                 .map_err(|e| format!("offsets_for_times: {e}"))?;
@@ -416,7 +469,10 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
         "group.subscribe_commit_resume" => {
             let p = ctx.producer(&[])?;
             let vals: Vec<Vec<u8>> = (0..50).map(v).collect();
-            let first = vals[..40].iter().map(|x| FutureRecord::to(t).payload(&x[..])).collect();
+            let first = vals[..40]
+                .iter()
+                .map(|x| FutureRecord::to(t).payload(&x[..]))
+                .collect();
             send_all(&p, first).await?;
             let group = format!("{t}-group");
             {
@@ -428,17 +484,26 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
                     .map_err(|e| format!("commit: {e}"))?;
                 a.unsubscribe();
             }
-            let more = vals[40..].iter().map(|x| FutureRecord::to(t).payload(&x[..])).collect();
+            let more = vals[40..]
+                .iter()
+                .map(|x| FutureRecord::to(t).payload(&x[..]))
+                .collect();
             send_all(&p, more).await?;
             let b = ctx.consumer(&[("group.id", &group)])?;
             b.subscribe(&[t]).map_err(|e| format!("subscribe: {e}"))?;
             let got = poll_n(&b, 10)?;
-            let mut have: Vec<Vec<u8>> = got.into_iter().map(|r| r.value.unwrap_or_default()).collect();
+            let mut have: Vec<Vec<u8>> = got
+                .into_iter()
+                .map(|r| r.value.unwrap_or_default())
+                .collect();
             have.sort();
             let mut want: Vec<Vec<u8>> = vals[40..].to_vec();
             want.sort();
             if have != want {
-                return Err(format!("B read {} records that are not the 10 new ones", have.len()));
+                return Err(format!(
+                    "B read {} records that are not the 10 new ones",
+                    have.len()
+                ));
             }
             expect_no_more(&b, 1500)
         }
@@ -481,13 +546,15 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
             if before.as_deref() != Some("604800000") {
                 return Err(format!("retention.ms {before:?} before"));
             }
-            let r = admin
-                .alter_configs(
-                    &[AlterConfig::new(ResourceSpecifier::Topic(t)).set("retention.ms", "3600000")],
-                    &opts,
-                )
-                .await
-                .map_err(|e| format!("alter_configs: {e}"))?;
+            let r =
+                admin
+                    .alter_configs(
+                        &[AlterConfig::new(ResourceSpecifier::Topic(t))
+                            .set("retention.ms", "3600000")],
+                        &opts,
+                    )
+                    .await
+                    .map_err(|e| format!("alter_configs: {e}"))?;
             if let Some(Err((code, _))) = r.first() {
                 return Err(format!("alter_configs: {code:?}"));
             }
@@ -562,7 +629,10 @@ async fn main() {
         eprintln!("usage: strom-compat-rdkafka <bootstrap> <topic prefix> <scenario>...");
         std::process::exit(2);
     }
-    let ctx = Ctx { bootstrap: args[0].clone(), prefix: args[1].clone() };
+    let ctx = Ctx {
+        bootstrap: args[0].clone(),
+        prefix: args[1].clone(),
+    };
     let (_, librdkafka) = get_rdkafka_version();
     emit(serde_json::json!({
         "client": "rdkafka",
