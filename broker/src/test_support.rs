@@ -50,10 +50,13 @@ pub fn record_batch(
     Ok(buf.freeze())
 }
 
+/// A record's key and value, either of which may be null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// One batch of (key, value) records with timestamps `first_timestamp + i`, no producer: for
 /// keyless records and tombstones (`None`), which `record_batch` cannot express.
 pub fn keyed_batch(
-    entries: &[(Option<&[u8]>, Option<&[u8]>)],
+    entries: &[KeyValue<'_>],
     first_timestamp: i64,
     compression: Compression,
 ) -> anyhow::Result<Bytes> {

@@ -333,7 +333,7 @@ fn keyless_records_on_a_compacted_topic_are_named() {
     let keys: Vec<Option<String>> = (0..6)
         .map(|i| (i != 1 && i != 4).then(|| format!("k{i}")))
         .collect();
-    let entries: Vec<(Option<&[u8]>, Option<&[u8]>)> = keys
+    let entries: Vec<strom::test_support::KeyValue<'_>> = keys
         .iter()
         .map(|k| (k.as_deref().map(str::as_bytes), Some(&b"v"[..])))
         .collect();

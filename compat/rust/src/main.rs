@@ -361,7 +361,7 @@ async fn scenario(ctx: &Ctx, name: &str) -> Res<()> {
                 .collect();
             want.sort();
             have.sort();
-            if have.iter().ne(want.into_iter()) {
+            if have.iter().ne(want) {
                 return Err("values differ".into());
             }
             Ok(())
