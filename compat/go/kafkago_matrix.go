@@ -10,14 +10,13 @@
 // LeaveGroup v0. What its API cannot express at all (headers, zstd, acks=0, idempotence, configs,
 // partition growth) is n/a.
 //
-// Built by scripts/setup-clients in GOPATH mode; it passes the library version with
-// -ldflags "-X main.kafkaGoVersion=...".
+// Built by scripts/setup-clients in GOPATH mode, with compat/go/gopath's strommatrix (the
+// contract's frame and the comparisons, shared with sarama_matrix); it passes the library version
+// with -ldflags "-X main.kafkaGoVersion=...".
 package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -28,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"strommatrix"
+
 	kafka "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/gzip"
 	"github.com/segmentio/kafka-go/lz4"
@@ -37,68 +38,16 @@ import (
 // kafkaGoVersion is set at build time from the Debian package's version.
 var kafkaGoVersion = "unknown"
 
-const (
-	scenarioLimit = 60 * time.Second // the contract's bound per scenario
-	ownLimit      = 55 * time.Second // our own deadline inside it, to report a precise detail
-	// How long a reader may go without progress after it reported an error: it retries forever.
-	stuckAfterError = 5 * time.Second
-	t0              = int64(1600000000000)
-)
+// How long a reader may go without progress after it reported an error: it retries forever.
+const stuckAfterError = 5 * time.Second
 
 var bootstrap string
-
-// --- output -----------------------------------------------------------------------------------
-
-type clientLine struct {
-	Client  string `json:"client"`
-	Version string `json:"version"`
-}
-
-type resultLine struct {
-	Scenario string `json:"scenario"`
-	Status   string `json:"status"`
-	Detail   string `json:"detail"`
-}
-
-func emit(v interface{}) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	os.Stdout.Write(append(b, '\n'))
-}
-
-// notApplicable marks a scenario that kafka-go's API cannot express.
-type notApplicable string
-
-func (n notApplicable) Error() string { return string(n) }
 
 // --- per-scenario context ---------------------------------------------------------------------
 
 type sc struct {
 	ctx   context.Context
 	topic string
-}
-
-func (s *sc) waitUntil(what string, cond func() (bool, error)) error {
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-s.ctx.Done():
-			if last != nil {
-				return fmt.Errorf("timed out waiting for %s (last error: %v)", what, last)
-			}
-			return fmt.Errorf("timed out waiting for %s", what)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // errorLog is a reader's or writer's ErrorLogger: it keeps the last error line (kafka-go's
@@ -131,8 +80,6 @@ func newErrorLog(name string) (*errorLog, *log.Logger) {
 }
 
 // --- producing --------------------------------------------------------------------------------
-
-func value(i int) string { return fmt.Sprintf("v%d", i) }
 
 type writerOptions struct {
 	balancer kafka.Balancer
@@ -169,9 +116,26 @@ func (s *sc) write(opts writerOptions, msgs []kafka.Message) error {
 func plainMessages(n int) []kafka.Message {
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
-		msgs[i] = kafka.Message{Value: []byte(value(i))}
+		msgs[i] = kafka.Message{Value: []byte(strommatrix.Value(i))}
 	}
 	return msgs
+}
+
+// writeReadBack writes msgs, reads the topic back and checks that it holds exactly their values,
+// once each; it returns the records read by value.
+func (s *sc) writeReadBack(opts writerOptions, msgs []kafka.Message) (map[string]kafka.Message, error) {
+	if err := s.write(opts, msgs); err != nil {
+		return nil, err
+	}
+	read, err := s.readBack()
+	if err != nil {
+		return nil, err
+	}
+	values := make([]string, len(msgs))
+	for i, m := range msgs {
+		values[i] = string(m.Value)
+	}
+	return strommatrix.ExactlyValues(read, values, record)
 }
 
 // toPartition is a balancer that sends every message to one partition.
@@ -290,33 +254,8 @@ func (s *sc) readBack() (map[int][]kafka.Message, error) {
 	return out, nil
 }
 
-func exactlyValues(read map[int][]kafka.Message, values []string) (map[string]kafka.Message, error) {
-	got := map[string]kafka.Message{}
-	for _, msgs := range read {
-		for _, m := range msgs {
-			if prev, dup := got[string(m.Value)]; dup {
-				return nil, fmt.Errorf("value %q read twice (%d/%d and %d/%d)", trunc(m.Value), prev.Partition,
-					prev.Offset, m.Partition, m.Offset)
-			}
-			got[string(m.Value)] = m
-		}
-	}
-	for _, v := range values {
-		if _, ok := got[v]; !ok {
-			return nil, fmt.Errorf("value %q not read back (%d of %d read)", trunc([]byte(v)), len(got), len(values))
-		}
-	}
-	if len(got) != len(values) {
-		return nil, fmt.Errorf("read back %d records, sent %d", len(got), len(values))
-	}
-	return got, nil
-}
-
-func trunc(b []byte) string {
-	if len(b) > 24 {
-		return string(b[:24]) + "..."
-	}
-	return string(b)
+func record(m kafka.Message) strommatrix.Record {
+	return strommatrix.Record{Key: m.Key, Value: m.Value, Partition: int32(m.Partition), Offset: m.Offset}
 }
 
 // --- the scenarios ----------------------------------------------------------------------------
@@ -345,7 +284,7 @@ var scenarios = map[string]func(*sc) (string, error){
 }
 
 func notExpressible(why string) func(*sc) (string, error) {
-	return func(*sc) (string, error) { return "", notApplicable(why) }
+	return func(*sc) (string, error) { return "", strommatrix.NotApplicable(why) }
 }
 
 func metadata(s *sc) (string, error) {
@@ -384,106 +323,49 @@ func metadata(s *sc) (string, error) {
 
 func produceKeys(s *sc) (string, error) {
 	var msgs []kafka.Message
-	var values []string
 	for i := 0; i < 105; i++ {
-		m := kafka.Message{Value: []byte(value(i))}
+		m := kafka.Message{Value: []byte(strommatrix.Value(i))}
 		if i < 100 {
-			m.Key = []byte(fmt.Sprintf("k%d", i%10))
+			m.Key = []byte(strommatrix.Key(i))
 		}
 		msgs = append(msgs, m)
-		values = append(values, value(i))
 	}
-	if err := s.write(writerOptions{balancer: &kafka.Hash{}}, msgs); err != nil {
-		return "", err
-	}
-	read, err := s.readBack()
+	got, err := s.writeReadBack(writerOptions{balancer: &kafka.Hash{}}, msgs)
 	if err != nil {
 		return "", err
 	}
-	got, err := exactlyValues(read, values)
-	if err != nil {
+	if err := strommatrix.CheckKeys(got, record); err != nil {
 		return "", err
-	}
-	keyPart := map[string]int{}
-	lastOffset := map[string]int64{}
-	for i := 0; i < 105; i++ {
-		m := got[value(i)]
-		if i >= 100 {
-			if m.Key != nil {
-				return "", fmt.Errorf("%s: key %q, sent a null key", value(i), m.Key)
-			}
-			continue
-		}
-		key := fmt.Sprintf("k%d", i%10)
-		if m.Key == nil || string(m.Key) != key {
-			return "", fmt.Errorf("%s: key %q, sent %q", value(i), m.Key, key)
-		}
-		if p, seen := keyPart[key]; seen && p != m.Partition {
-			return "", fmt.Errorf("key %s in partitions %d and %d", key, p, m.Partition)
-		}
-		if last, seen := lastOffset[key]; seen && m.Offset <= last {
-			return "", fmt.Errorf("key %s: %s at offset %d, not after the previous record's %d", key, value(i), m.Offset, last)
-		}
-		keyPart[key] = m.Partition
-		lastOffset[key] = m.Offset
 	}
 	return "105 records read back once each; each key in one partition, in order; null keys null", nil
 }
 
-func msTime(ms int64) time.Time { return time.Unix(ms/1000, (ms%1000)*int64(time.Millisecond)) }
-func ms(t time.Time) int64      { return t.UnixNano() / int64(time.Millisecond) }
-
 func produceTimestamps(s *sc) (string, error) {
 	msgs := plainMessages(10)
-	var values []string
 	for i := range msgs {
-		msgs[i].Time = msTime(t0 + int64(i)*1000)
-		values = append(values, value(i))
+		msgs[i].Time = strommatrix.MsTime(strommatrix.T0 + int64(i)*1000)
 	}
-	if err := s.write(writerOptions{}, msgs); err != nil {
-		return "", err
-	}
-	read, err := s.readBack()
+	got, err := s.writeReadBack(writerOptions{}, msgs)
 	if err != nil {
 		return "", err
 	}
-	got, err := exactlyValues(read, values)
-	if err != nil {
-		return "", err
-	}
-	for i, v := range values {
-		if ts := ms(got[v].Time); ts != t0+int64(i)*1000 {
-			return "", fmt.Errorf("%s: timestamp %d, sent %d", v, ts, t0+int64(i)*1000)
+	for i, m := range msgs {
+		v := string(m.Value)
+		if ts := strommatrix.Ms(got[v].Time); ts != strommatrix.T0+int64(i)*1000 {
+			return "", fmt.Errorf("%s: timestamp %d, sent %d", v, ts, strommatrix.T0+int64(i)*1000)
 		}
 	}
 	// kafka-go's Message has no timestamp type; a LogAppendTime would not equal the times sent.
 	return "10 timestamps read back exactly (kafka-go does not expose the type; equal times rule out LogAppendTime)", nil
 }
 
-func compressibleValue(i int) string {
-	v := value(i) + " "
-	for len(v) < 100 {
-		v += "compressible "
-	}
-	return v[:100]
-}
-
 func compressed(codec kafka.CompressionCodec, name string) func(*sc) (string, error) {
 	return func(s *sc) (string, error) {
 		var msgs []kafka.Message
-		var values []string
 		for i := 0; i < 1000; i++ {
-			msgs = append(msgs, kafka.Message{Value: []byte(compressibleValue(i))})
-			values = append(values, compressibleValue(i))
+			msgs = append(msgs, kafka.Message{Value: []byte(strommatrix.CompressibleValue(i))})
 		}
-		if err := s.write(writerOptions{codec: codec}, msgs); err != nil {
-			return "", err
-		}
-		read, err := s.readBack()
-		if err != nil {
-			return "", err
-		}
-		if _, err := exactlyValues(read, values); err != nil {
+		if _, err := s.writeReadBack(writerOptions{codec: codec}, msgs); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("1000 %s-compressed records read back byte-exact", name), nil
@@ -492,19 +374,7 @@ func compressed(codec kafka.CompressionCodec, name string) func(*sc) (string, er
 
 func acks(n int) func(*sc) (string, error) {
 	return func(s *sc) (string, error) {
-		msgs := plainMessages(200)
-		var values []string
-		for i := range msgs {
-			values = append(values, value(i))
-		}
-		if err := s.write(writerOptions{acks: n}, msgs); err != nil {
-			return "", err
-		}
-		read, err := s.readBack()
-		if err != nil {
-			return "", err
-		}
-		if _, err := exactlyValues(read, values); err != nil {
+		if _, err := s.writeReadBack(writerOptions{acks: n}, plainMessages(200)); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("200 records with acks=%d read back once each", n), nil
@@ -519,22 +389,14 @@ func assignSeek(s *sc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for i, m := range got {
-		if m.Offset != int64(20+i) || string(m.Value) != value(20+i) {
-			return "", fmt.Errorf("record %d after the seek: offset %d value %q, want offset %d value %q", i, m.Offset,
-				m.Value, 20+i, value(20+i))
-		}
+	if err := strommatrix.CheckSeek(20, got, record); err != nil {
+		return "", err
 	}
 	return "SetOffset(20) on partition 0: offsets 20..49 with values v20..v49, in order", nil
 }
 
 func fromBeginning(s *sc) (string, error) {
-	msgs := plainMessages(30)
-	var values []string
-	for i := range msgs {
-		values = append(values, value(i))
-	}
-	if err := s.write(writerOptions{balancer: &kafka.RoundRobin{}}, msgs); err != nil {
+	if err := s.write(writerOptions{balancer: &kafka.RoundRobin{}}, plainMessages(30)); err != nil {
 		return "", err
 	}
 	// One reader per partition (a kafka-go Reader reads one partition, or a group), each left at
@@ -588,7 +450,7 @@ collect:
 		}
 	}
 	cancel()
-	if _, err := exactlyValues(read, values); err != nil {
+	if _, err := strommatrix.ExactlyValues(read, strommatrix.Values(0, 30), record); err != nil {
 		return "", err
 	}
 	return "readers at FirstOffset on the 3 partitions: all 30 records, once each", nil
@@ -597,7 +459,7 @@ collect:
 func fromTimestamp(s *sc) (string, error) {
 	msgs := plainMessages(20)
 	for i := range msgs {
-		msgs[i].Time = msTime(t0 + int64(i)*1000)
+		msgs[i].Time = strommatrix.MsTime(strommatrix.T0 + int64(i)*1000)
 	}
 	if err := s.write(writerOptions{balancer: toPartition(0)}, msgs); err != nil {
 		return "", err
@@ -608,7 +470,7 @@ func fromTimestamp(s *sc) (string, error) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	offset, err := conn.ReadOffset(msTime(t0 + 10000)) // ListOffsets v1
+	offset, err := conn.ReadOffset(strommatrix.MsTime(strommatrix.T0 + 10000)) // ListOffsets v1
 	if err != nil {
 		return "", fmt.Errorf("ReadOffset(T0+10000) (ListOffsets v1): %v", err)
 	}
@@ -619,7 +481,7 @@ func fromTimestamp(s *sc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if got[0].Offset != 10 || string(got[0].Value) != value(10) {
+	if got[0].Offset != 10 || string(got[0].Value) != strommatrix.Value(10) {
 		return "", fmt.Errorf("first record from offset 10: offset %d value %q, want 10, v10", got[0].Offset, got[0].Value)
 	}
 	return "ReadOffset(T0+10000) = 10; reading from there starts with v10", nil
@@ -671,12 +533,12 @@ func groupResume(s *sc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := exactlyValues(map[int][]kafka.Message{0: asMessages(a)}, valuesRange(0, 40)); err != nil {
+	if err := strommatrix.ExactlyStrings(a, strommatrix.Values(0, 40)); err != nil {
 		return "", fmt.Errorf("consumer A: %v", err)
 	}
 	second := make([]kafka.Message, 10)
 	for i := range second {
-		second[i] = kafka.Message{Value: []byte(value(40 + i))}
+		second[i] = kafka.Message{Value: []byte(strommatrix.Value(40 + i))}
 	}
 	if err := s.write(writerOptions{balancer: &kafka.RoundRobin{}}, second); err != nil {
 		return "", err
@@ -685,26 +547,10 @@ func groupResume(s *sc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := exactlyValues(map[int][]kafka.Message{0: asMessages(b)}, valuesRange(40, 50)); err != nil {
+	if err := strommatrix.ExactlyStrings(b, strommatrix.Values(40, 50)); err != nil {
 		return "", fmt.Errorf("consumer B: %v", err)
 	}
 	return "A read 40 and committed; B in the same group read exactly the 10 new records", nil
-}
-
-func valuesRange(from, to int) []string {
-	var out []string
-	for i := from; i < to; i++ {
-		out = append(out, value(i))
-	}
-	return out
-}
-
-func asMessages(values []string) []kafka.Message {
-	out := make([]kafka.Message, len(values))
-	for i, v := range values {
-		out[i] = kafka.Message{Value: []byte(v)}
-	}
-	return out
 }
 
 // partitionsListed reads the metadata of all topics (Metadata v1, no topic named) and says how
@@ -741,7 +587,7 @@ func adminTopics(s *sc) (string, error) {
 		return "", fmt.Errorf("CreateTopics (CreateTopics v0): %v", err)
 	}
 	n := 0
-	if err := s.waitUntil(name+" listed with 2 partitions", func() (bool, error) {
+	if err := strommatrix.WaitUntil(s.ctx, name+" listed with 2 partitions", func() (bool, error) {
 		var err error
 		n, err = s.partitionsListed(name)
 		return err == nil && n == 2, err
@@ -751,7 +597,7 @@ func adminTopics(s *sc) (string, error) {
 	if err := conn.DeleteTopics(name); err != nil {
 		return "", fmt.Errorf("DeleteTopics (DeleteTopics v1): %v", err)
 	}
-	if err := s.waitUntil(name+" no longer listed", func() (bool, error) {
+	if err := strommatrix.WaitUntil(s.ctx, name+" no longer listed", func() (bool, error) {
 		n, err := s.partitionsListed(name)
 		return err == nil && n == 0, err
 	}); err != nil {
@@ -762,55 +608,10 @@ func adminTopics(s *sc) (string, error) {
 
 // --- main -------------------------------------------------------------------------------------
 
-func run(id, prefix string) resultLine {
-	fn, ok := scenarios[id]
-	if !ok {
-		return resultLine{id, "fail", "unknown scenario"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), ownLimit)
-	defer cancel()
-	s := &sc{ctx: ctx, topic: prefix + strings.Replace(id, ".", "-", -1)}
-	type outcome struct {
-		detail string
-		err    error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- outcome{"", fmt.Errorf("panic: %v", r)}
-			}
-		}()
-		d, err := fn(s)
-		done <- outcome{d, err}
-	}()
-	var o outcome
-	select {
-	case o = <-done:
-	case <-time.After(scenarioLimit):
-		o = outcome{"", errors.New("no result within 60 s")}
-	}
-	if o.err == nil {
-		return resultLine{id, "pass", o.detail}
-	}
-	if na, ok := o.err.(notApplicable); ok {
-		return resultLine{id, "n/a", string(na)}
-	}
-	return resultLine{id, "fail", o.err.Error()}
-}
-
 func main() {
-	if len(os.Args) < 4 {
-		fmt.Fprintln(os.Stderr, "usage: kafkago_matrix <bootstrap host:port> <topic prefix> <scenario> [<scenario> ...]")
-		os.Exit(2)
-	}
-	bootstrap = os.Args[1]
-	prefix := os.Args[2]
-	emit(clientLine{"kafka-go", kafkaGoVersion})
-	for _, id := range os.Args[3:] {
-		began := time.Now()
-		r := run(id, prefix)
-		fmt.Fprintf(os.Stderr, "kafkago_matrix: %s: %s in %.1f s: %s\n", id, r.Status, time.Since(began).Seconds(), r.Detail)
-		emit(r)
-	}
+	strommatrix.Main(strommatrix.Program[sc]{
+		Name: "kafkago_matrix", Client: "kafka-go", Version: kafkaGoVersion, Bootstrap: &bootstrap,
+		Scenarios: scenarios,
+		New:       func(ctx context.Context, topic string) *sc { return &sc{ctx: ctx, topic: topic} },
+	})
 }

@@ -32,12 +32,13 @@ import (
 	"fmt"
 	"io/ioutil"
 	"log"
-	"net"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"strommatrix"
 
 	"github.com/Shopify/sarama"
 )
@@ -99,7 +100,9 @@ func baseConfig(clientID, role string, version sarama.KafkaVersion) *sarama.Conf
 	c.Version = version
 	// Not a proxy: a dialer that records the (API key, version) of every request sent.
 	c.Net.Proxy.Enable = true
-	c.Net.Proxy.Dialer = recordingDialer{role}
+	c.Net.Proxy.Dialer = strommatrix.RecordingDialer{Sent: func(key, version int16) {
+		recordSent(role, key, version)
+	}}
 	c.Net.DialTimeout = 5 * time.Second
 	c.Net.ReadTimeout = 20 * time.Second
 	c.Net.WriteTimeout = 5 * time.Second
@@ -594,77 +597,22 @@ func main() {
 
 // --- which request versions sarama sent -------------------------------------------------------
 
-var apiNames = map[int16]string{0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit",
-	9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat", 13: "LeaveGroup", 14: "SyncGroup",
-	15: "DescribeGroups", 16: "ListGroups", 18: "ApiVersions", 19: "CreateTopics", 42: "DeleteGroups"}
-
-func apiName(key int16) string {
-	if name, ok := apiNames[key]; ok {
-		return name
-	}
-	return fmt.Sprintf("api%d", key)
-}
-
 var (
 	sentMu sync.Mutex
 	sent   = map[string]map[int16]map[int16]int{} // role -> API key -> version -> requests
 )
 
-type recordingDialer struct{ role string }
-
-func (d recordingDialer) Dial(network, addr string) (net.Conn, error) {
-	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial(network, addr)
-	if err != nil {
-		return nil, err
+// recordSent counts a request of a client of role (the clients' strommatrix.RecordingDialer).
+func recordSent(role string, key, version int16) {
+	sentMu.Lock()
+	defer sentMu.Unlock()
+	if sent[role] == nil {
+		sent[role] = map[int16]map[int16]int{}
 	}
-	return &recordingConn{Conn: conn, role: d.role}, nil
-}
-
-// recordingConn parses the outgoing byte stream into frames (4-byte length, then api_key and
-// api_version) and counts the requests.
-type recordingConn struct {
-	net.Conn
-	role string
-	head []byte // the first bytes of the current frame, until its api_version
-	skip int    // bytes of the current frame still to pass
-}
-
-func (c *recordingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	for rest := p[:n]; len(rest) > 0; {
-		if c.skip > 0 {
-			k := c.skip
-			if k > len(rest) {
-				k = len(rest)
-			}
-			c.skip -= k
-			rest = rest[k:]
-			continue
-		}
-		k := 8 - len(c.head)
-		if k > len(rest) {
-			k = len(rest)
-		}
-		c.head = append(c.head, rest[:k]...)
-		rest = rest[k:]
-		if len(c.head) == 8 {
-			size := int(int32(uint32(c.head[0])<<24 | uint32(c.head[1])<<16 | uint32(c.head[2])<<8 | uint32(c.head[3])))
-			key := int16(uint16(c.head[4])<<8 | uint16(c.head[5]))
-			version := int16(uint16(c.head[6])<<8 | uint16(c.head[7]))
-			sentMu.Lock()
-			if sent[c.role] == nil {
-				sent[c.role] = map[int16]map[int16]int{}
-			}
-			if sent[c.role][key] == nil {
-				sent[c.role][key] = map[int16]int{}
-			}
-			sent[c.role][key][version]++
-			sentMu.Unlock()
-			c.skip = size - 4
-			c.head = c.head[:0]
-		}
+	if sent[role][key] == nil {
+		sent[role][key] = map[int16]int{}
 	}
-	return n, err
+	sent[role][key][version]++
 }
 
 // checkRequestVersions prints the requests each role sent and checks that the group members used
@@ -691,7 +639,8 @@ func checkRequestVersions() {
 			}
 			sort.Ints(versions)
 			for _, v := range versions {
-				parts = append(parts, fmt.Sprintf("%s v%d x%d", apiName(int16(key)), v, sent[role][int16(key)][int16(v)]))
+				parts = append(parts, fmt.Sprintf("%s v%d x%d", strommatrix.APIName(int16(key)), v,
+					sent[role][int16(key)][int16(v)]))
 			}
 		}
 		say("requests sent by the %s clients: %s", role, strings.Join(parts, ", "))
@@ -700,7 +649,7 @@ func checkRequestVersions() {
 	for _, key := range []int16{10, 11, 14, 12, 8, 9, 13} {
 		versions := sent["group member"][key]
 		check(len(versions) == 1 && versions[want[key]] > 0, "group members sent %s at versions %v, want only v%d",
-			apiName(key), versions, want[key])
+			strommatrix.APIName(key), versions, want[key])
 	}
 	say("group members used FindCoordinator v0, JoinGroup v1, SyncGroup v0, Heartbeat v0, OffsetCommit v1, OffsetFetch v1, LeaveGroup v0")
 }

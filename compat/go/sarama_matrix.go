@@ -9,23 +9,24 @@
 // from which sarama allows zstd. A failed scenario's detail ends with the requests (API and
 // version) sarama sent during it, read off the wire by a recording net.Conn.
 //
-// Built by scripts/setup-clients in GOPATH mode; it passes the library version with
-// -ldflags "-X main.saramaVersion=...".
+// Built by scripts/setup-clients in GOPATH mode, with compat/go/gopath's strommatrix (the
+// contract's frame, the comparisons and the request recorder, shared with kafkago_matrix and
+// sarama_group_check); it passes the library version with -ldflags "-X main.saramaVersion=...".
 package main
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"strommatrix"
 
 	"github.com/Shopify/sarama"
 )
@@ -33,39 +34,7 @@ import (
 // saramaVersion is set at build time from the Debian package's version.
 var saramaVersion = "unknown"
 
-const (
-	scenarioLimit = 60 * time.Second // the contract's bound per scenario
-	ownLimit      = 55 * time.Second // our own deadline inside it, to report a precise detail
-	t0            = int64(1600000000000)
-)
-
 var bootstrap string
-
-// --- output -----------------------------------------------------------------------------------
-
-type clientLine struct {
-	Client  string `json:"client"`
-	Version string `json:"version"`
-}
-
-type resultLine struct {
-	Scenario string `json:"scenario"`
-	Status   string `json:"status"`
-	Detail   string `json:"detail"`
-}
-
-func emit(v interface{}) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	os.Stdout.Write(append(b, '\n'))
-}
-
-// notApplicable marks a scenario that sarama's API cannot express.
-type notApplicable string
-
-func (n notApplicable) Error() string { return string(n) }
 
 // --- per-scenario context ---------------------------------------------------------------------
 
@@ -76,34 +45,12 @@ type sc struct {
 
 func (s *sc) expired() bool { return s.ctx.Err() != nil }
 
-// waitUntil polls cond every 100 ms until it holds or the scenario's deadline passes.
-func (s *sc) waitUntil(what string, cond func() (bool, error)) error {
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-s.ctx.Done():
-			if last != nil {
-				return fmt.Errorf("timed out waiting for %s (last error: %v)", what, last)
-			}
-			return fmt.Errorf("timed out waiting for %s", what)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 func config(version sarama.KafkaVersion) *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = "strom-matrix-sarama"
 	c.Version = version
 	c.Net.Proxy.Enable = true // not a proxy: a dialer that records the requests sent
-	c.Net.Proxy.Dialer = recordingDialer{}
+	c.Net.Proxy.Dialer = strommatrix.RecordingDialer{Sent: recordSent}
 	c.Net.DialTimeout = 5 * time.Second
 	c.Net.ReadTimeout = 15 * time.Second
 	c.Net.WriteTimeout = 5 * time.Second
@@ -120,8 +67,6 @@ func config(version sarama.KafkaVersion) *sarama.Config {
 }
 
 // --- producing --------------------------------------------------------------------------------
-
-func value(i int) string { return fmt.Sprintf("v%d", i) }
 
 // send produces msgs in order with a SyncProducer; on return each message carries its partition
 // and offset (offsets are unknown with acks=0).
@@ -143,18 +88,33 @@ func send(cfg *sarama.Config, msgs []*sarama.ProducerMessage) error {
 func plainMessages(topic string, n int) []*sarama.ProducerMessage {
 	msgs := make([]*sarama.ProducerMessage, n)
 	for i := range msgs {
-		msgs[i] = &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(value(i))}
+		msgs[i] = &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(strommatrix.Value(i))}
 	}
 	return msgs
 }
 
-// toPartition sends every message to one partition (a manual partitioner).
-func toPartition(cfg *sarama.Config, msgs []*sarama.ProducerMessage, part func(i int) int32) {
+// sendReadBack sends msgs, reads the topic back (clients of cfg.Version) and checks that it holds
+// exactly their values, once each; it returns the records read by partition and by value.
+func (s *sc) sendReadBack(cfg *sarama.Config, msgs []*sarama.ProducerMessage) (map[int32][]*sarama.ConsumerMessage,
+	map[string]*sarama.ConsumerMessage, error) {
+	if err := send(cfg, msgs); err != nil {
+		return nil, nil, err
+	}
+	return s.readBackExactly(cfg.Version, msgs)
+}
+
+// sendTo sends msgs with a 1.0.0.0 producer, message i to partition part(i) (a manual partitioner).
+func sendTo(msgs []*sarama.ProducerMessage, part func(i int) int32) error {
+	cfg := config(sarama.V1_0_0_0)
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	for i, m := range msgs {
 		m.Partition = part(i)
 	}
+	return send(cfg, msgs)
 }
+
+func toPartition0(int) int32 { return 0 }
+func roundRobin(i int) int32 { return int32(i % 3) }
 
 // --- reading back -----------------------------------------------------------------------------
 
@@ -251,43 +211,28 @@ func (s *sc) consume(consumer sarama.Consumer, part int32, from int64,
 	}
 }
 
-// byValue indexes records read back by value; a value read twice is an error.
-func byValue(read map[int32][]*sarama.ConsumerMessage) (map[string]*sarama.ConsumerMessage, error) {
-	out := map[string]*sarama.ConsumerMessage{}
-	for _, msgs := range read {
-		for _, m := range msgs {
-			if prev, dup := out[string(m.Value)]; dup {
-				return nil, fmt.Errorf("value %q read twice (%d/%d and %d/%d)", trunc(m.Value), prev.Partition,
-					prev.Offset, m.Partition, m.Offset)
-			}
-			out[string(m.Value)] = m
-		}
-	}
-	return out, nil
-}
-
-// exactlyValues checks that the records read back are exactly the values sent, once each.
-func exactlyValues(read map[int32][]*sarama.ConsumerMessage, values []string) (map[string]*sarama.ConsumerMessage, error) {
-	got, err := byValue(read)
+// readBackExactly is readBack checking that the topic holds exactly the values of msgs, once each;
+// it returns the records read by partition and by value.
+func (s *sc) readBackExactly(version sarama.KafkaVersion, msgs []*sarama.ProducerMessage) (
+	map[int32][]*sarama.ConsumerMessage, map[string]*sarama.ConsumerMessage, error) {
+	read, err := s.readBack(version)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for _, v := range values {
-		if _, ok := got[v]; !ok {
-			return nil, fmt.Errorf("value %q not read back (%d of %d read)", trunc([]byte(v)), len(got), len(values))
-		}
+	values := make([]string, len(msgs))
+	for i, m := range msgs {
+		v, _ := m.Value.Encode()
+		values[i] = string(v)
 	}
-	if len(got) != len(values) {
-		return nil, fmt.Errorf("read back %d records, sent %d", len(got), len(values))
+	got, err := strommatrix.ExactlyValues(read, values, record)
+	if err != nil {
+		return nil, nil, err
 	}
-	return got, nil
+	return read, got, nil
 }
 
-func trunc(b []byte) string {
-	if len(b) > 24 {
-		return string(b[:24]) + "..."
-	}
-	return string(b)
+func record(m *sarama.ConsumerMessage) strommatrix.Record {
+	return strommatrix.Record{Key: m.Key, Value: m.Value, Partition: m.Partition, Offset: m.Offset}
 }
 
 // rawBatches fetches (Fetch v4, straight from the partition's leader) the record batches of a
@@ -333,6 +278,31 @@ func (s *sc) rawBatches(client sarama.Client, part int32, end int64) ([]*sarama.
 		}
 	}
 	return batches, nil
+}
+
+// eachBatch fetches, with a client of version, the record batches of every partition read back
+// (up to the last record read) and checks each; it returns how many batches there were.
+func (s *sc) eachBatch(version sarama.KafkaVersion, read map[int32][]*sarama.ConsumerMessage,
+	check func(part int32, b *sarama.RecordBatch) error) (int, error) {
+	client, err := newClient(version)
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	n := 0
+	for part, msgs := range read {
+		batches, err := s.rawBatches(client, part, msgs[len(msgs)-1].Offset+1)
+		if err != nil {
+			return 0, err
+		}
+		for _, b := range batches {
+			if err := check(part, b); err != nil {
+				return 0, err
+			}
+		}
+		n += len(batches)
+	}
+	return n, nil
 }
 
 // --- the scenarios ----------------------------------------------------------------------------
@@ -399,48 +369,19 @@ func metadata(s *sc) (string, error) {
 func produceKeys(s *sc) (string, error) {
 	cfg := config(sarama.V1_0_0_0) // the default hash partitioner
 	var msgs []*sarama.ProducerMessage
-	var values []string
 	for i := 0; i < 105; i++ {
-		m := &sarama.ProducerMessage{Topic: s.topic, Value: sarama.StringEncoder(value(i))}
+		m := &sarama.ProducerMessage{Topic: s.topic, Value: sarama.StringEncoder(strommatrix.Value(i))}
 		if i < 100 {
-			m.Key = sarama.StringEncoder(fmt.Sprintf("k%d", i%10))
+			m.Key = sarama.StringEncoder(strommatrix.Key(i))
 		}
 		msgs = append(msgs, m)
-		values = append(values, value(i))
 	}
-	if err := send(cfg, msgs); err != nil {
-		return "", err
-	}
-	read, err := s.readBack(sarama.V1_0_0_0)
+	_, got, err := s.sendReadBack(cfg, msgs)
 	if err != nil {
 		return "", err
 	}
-	got, err := exactlyValues(read, values)
-	if err != nil {
+	if err := strommatrix.CheckKeys(got, record); err != nil {
 		return "", err
-	}
-	keyPart := map[string]int32{}
-	lastOffset := map[string]int64{}
-	for i := 0; i < 105; i++ {
-		m := got[value(i)]
-		if i >= 100 {
-			if m.Key != nil {
-				return "", fmt.Errorf("%s: key %q, sent a null key", value(i), m.Key)
-			}
-			continue
-		}
-		key := fmt.Sprintf("k%d", i%10)
-		if m.Key == nil || string(m.Key) != key {
-			return "", fmt.Errorf("%s: key %q, sent %q", value(i), m.Key, key)
-		}
-		if p, seen := keyPart[key]; seen && p != m.Partition {
-			return "", fmt.Errorf("key %s in partitions %d and %d", key, p, m.Partition)
-		}
-		if last, seen := lastOffset[key]; seen && m.Offset <= last {
-			return "", fmt.Errorf("key %s: %s at offset %d, not after the previous record's %d", key, value(i), m.Offset, last)
-		}
-		keyPart[key] = m.Partition
-		lastOffset[key] = m.Offset
 	}
 	return "105 records read back once each; each key in one partition, in order; null keys null", nil
 }
@@ -453,23 +394,14 @@ func produceHeaders(s *sc) (string, error) {
 		{Key: []byte("bin"), Value: []byte{0x00, 0xff, 0x01}},
 	}
 	msgs := plainMessages(s.topic, 10)
-	var values []string
-	for i, m := range msgs {
+	for _, m := range msgs {
 		m.Headers = want
-		values = append(values, value(i))
 	}
-	if err := send(cfg, msgs); err != nil {
-		return "", err
-	}
-	read, err := s.readBack(sarama.V1_0_0_0)
+	_, got, err := s.sendReadBack(cfg, msgs)
 	if err != nil {
 		return "", err
 	}
-	got, err := exactlyValues(read, values)
-	if err != nil {
-		return "", err
-	}
-	for _, v := range values {
+	for _, v := range strommatrix.Values(0, 10) {
 		hs := got[v].Headers
 		if len(hs) != len(want) {
 			return "", fmt.Errorf("%s: %d headers, sent %d", v, len(hs), len(want))
@@ -486,56 +418,28 @@ func produceHeaders(s *sc) (string, error) {
 func produceTimestamps(s *sc) (string, error) {
 	cfg := config(sarama.V1_0_0_0)
 	msgs := plainMessages(s.topic, 10)
-	var values []string
 	for i, m := range msgs {
-		m.Timestamp = msTime(t0 + int64(i)*1000)
-		values = append(values, value(i))
+		m.Timestamp = strommatrix.MsTime(strommatrix.T0 + int64(i)*1000)
 	}
-	if err := send(cfg, msgs); err != nil {
-		return "", err
-	}
-	read, err := s.readBack(sarama.V1_0_0_0)
+	read, got, err := s.sendReadBack(cfg, msgs)
 	if err != nil {
 		return "", err
 	}
-	got, err := exactlyValues(read, values)
-	if err != nil {
-		return "", err
-	}
-	for i, v := range values {
-		if ts := ms(got[v].Timestamp); ts != t0+int64(i)*1000 {
-			return "", fmt.Errorf("%s: timestamp %d, sent %d", v, ts, t0+int64(i)*1000)
+	for i, v := range strommatrix.Values(0, 10) {
+		if ts := strommatrix.Ms(got[v].Timestamp); ts != strommatrix.T0+int64(i)*1000 {
+			return "", fmt.Errorf("%s: timestamp %d, sent %d", v, ts, strommatrix.T0+int64(i)*1000)
 		}
 	}
 	// The timestamp type is an attribute of the record batch: sarama's consumer does not expose it.
-	client, err := newClient(sarama.V1_0_0_0)
-	if err != nil {
+	if _, err := s.eachBatch(sarama.V1_0_0_0, read, func(part int32, b *sarama.RecordBatch) error {
+		if b.LogAppendTime {
+			return fmt.Errorf("partition %d: batch at offset %d has timestamp type LogAppendTime", part, b.FirstOffset)
+		}
+		return nil
+	}); err != nil {
 		return "", err
 	}
-	defer client.Close()
-	for part, msgs := range read {
-		batches, err := s.rawBatches(client, part, msgs[len(msgs)-1].Offset+1)
-		if err != nil {
-			return "", err
-		}
-		for _, b := range batches {
-			if b.LogAppendTime {
-				return "", fmt.Errorf("partition %d: batch at offset %d has timestamp type LogAppendTime", part, b.FirstOffset)
-			}
-		}
-	}
 	return "10 timestamps read back exactly, batches of type CreateTime", nil
-}
-
-func msTime(ms int64) time.Time { return time.Unix(ms/1000, (ms%1000)*int64(time.Millisecond)) }
-func ms(t time.Time) int64      { return t.UnixNano() / int64(time.Millisecond) }
-
-func compressibleValue(i int) string {
-	v := value(i) + " "
-	for len(v) < 100 {
-		v += "compressible "
-	}
-	return v[:100]
 }
 
 func compressed(codec sarama.CompressionCodec, name string, version sarama.KafkaVersion) func(*sc) (string, error) {
@@ -545,40 +449,24 @@ func compressed(codec sarama.CompressionCodec, name string, version sarama.Kafka
 		cfg.Producer.Flush.Messages = 100
 		cfg.Producer.Flush.Frequency = 20 * time.Millisecond
 		var msgs []*sarama.ProducerMessage
-		var values []string
 		for i := 0; i < 1000; i++ {
-			msgs = append(msgs, &sarama.ProducerMessage{Topic: s.topic, Value: sarama.StringEncoder(compressibleValue(i))})
-			values = append(values, compressibleValue(i))
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: s.topic,
+				Value: sarama.StringEncoder(strommatrix.CompressibleValue(i))})
 		}
-		if err := send(cfg, msgs); err != nil {
-			return "", err
-		}
-		read, err := s.readBack(version)
+		read, _, err := s.sendReadBack(cfg, msgs)
 		if err != nil {
-			return "", err
-		}
-		if _, err := exactlyValues(read, values); err != nil {
 			return "", err
 		}
 		// The records really travelled compressed: the stored batches carry the codec.
-		client, err := newClient(version)
+		nBatches, err := s.eachBatch(version, read, func(part int32, b *sarama.RecordBatch) error {
+			if b.Codec != codec {
+				return fmt.Errorf("partition %d: batch at offset %d stored with codec %d, want %s", part,
+					b.FirstOffset, b.Codec, name)
+			}
+			return nil
+		})
 		if err != nil {
 			return "", err
-		}
-		defer client.Close()
-		nBatches := 0
-		for part, msgs := range read {
-			batches, err := s.rawBatches(client, part, msgs[len(msgs)-1].Offset+1)
-			if err != nil {
-				return "", err
-			}
-			for _, b := range batches {
-				if b.Codec != codec {
-					return "", fmt.Errorf("partition %d: batch at offset %d stored with codec %d, want %s", part,
-						b.FirstOffset, b.Codec, name)
-				}
-			}
-			nBatches += len(batches)
 		}
 		return fmt.Sprintf("1000 records read back byte-exact; all %d batches %s-compressed", nBatches, name), nil
 	}
@@ -589,10 +477,6 @@ func acks(required sarama.RequiredAcks) func(*sc) (string, error) {
 		cfg := config(sarama.V1_0_0_0)
 		cfg.Producer.RequiredAcks = required
 		msgs := plainMessages(s.topic, 200)
-		var values []string
-		for i := range msgs {
-			values = append(values, value(i))
-		}
 		if err := send(cfg, msgs); err != nil {
 			return "", err
 		}
@@ -602,17 +486,13 @@ func acks(required sarama.RequiredAcks) func(*sc) (string, error) {
 		}
 		defer client.Close()
 		// With acks=0 nothing says when the records are in: wait (bounded) for all 200.
-		if err := s.waitUntil("the 200 records to be in the log", func() (bool, error) {
+		if err := strommatrix.WaitUntil(s.ctx, "the 200 records to be in the log", func() (bool, error) {
 			ends, err := endOffsets(client, s.topic)
 			return err == nil && total(ends) >= 200, err
 		}); err != nil {
 			return "", err
 		}
-		read, err := s.readBack(sarama.V1_0_0_0)
-		if err != nil {
-			return "", err
-		}
-		if _, err := exactlyValues(read, values); err != nil {
+		if _, _, err := s.readBackExactly(sarama.V1_0_0_0, msgs); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("200 records with acks=%d read back once each", required), nil
@@ -624,51 +504,31 @@ func idempotent(s *sc) (string, error) {
 	cfg.Producer.Idempotent = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Net.MaxOpenRequests = 1
-	msgs := plainMessages(s.topic, 200)
-	var values []string
-	for i := range msgs {
-		values = append(values, value(i))
-	}
-	if err := send(cfg, msgs); err != nil {
-		return "", err
-	}
-	read, err := s.readBack(sarama.V1_0_0_0)
+	read, _, err := s.sendReadBack(cfg, plainMessages(s.topic, 200))
 	if err != nil {
 		return "", err
 	}
-	if _, err := exactlyValues(read, values); err != nil {
-		return "", err
-	}
-	client, err := newClient(sarama.V1_0_0_0)
-	if err != nil {
-		return "", err
-	}
-	defer client.Close()
 	for part, msgs := range read {
 		for i, m := range msgs {
 			if m.Offset != int64(i) {
 				return "", fmt.Errorf("partition %d: record %d at offset %d, offsets not dense from 0", part, i, m.Offset)
 			}
 		}
-		// The producer really was idempotent: its batches carry a producer id.
-		batches, err := s.rawBatches(client, part, int64(len(msgs)))
-		if err != nil {
-			return "", err
+	}
+	// The producer really was idempotent: its batches carry a producer id.
+	if _, err := s.eachBatch(sarama.V1_0_0_0, read, func(part int32, b *sarama.RecordBatch) error {
+		if b.ProducerID < 0 {
+			return fmt.Errorf("partition %d: batch at offset %d has no producer id", part, b.FirstOffset)
 		}
-		for _, b := range batches {
-			if b.ProducerID < 0 {
-				return "", fmt.Errorf("partition %d: batch at offset %d has no producer id", part, b.FirstOffset)
-			}
-		}
+		return nil
+	}); err != nil {
+		return "", err
 	}
 	return "200 records read back once each, offsets dense from 0, batches carry a producer id", nil
 }
 
 func assignSeek(s *sc) (string, error) {
-	cfg := config(sarama.V1_0_0_0)
-	msgs := plainMessages(s.topic, 50)
-	toPartition(cfg, msgs, func(int) int32 { return 0 })
-	if err := send(cfg, msgs); err != nil {
+	if err := sendTo(plainMessages(s.topic, 50), toPartition0); err != nil {
 		return "", err
 	}
 	consumer, err := sarama.NewConsumer([]string{bootstrap}, config(sarama.V1_0_0_0))
@@ -680,24 +540,14 @@ func assignSeek(s *sc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for i, m := range got {
-		if m.Offset != int64(20+i) || string(m.Value) != value(20+i) {
-			return "", fmt.Errorf("record %d after the seek: offset %d value %q, want offset %d value %q", i, m.Offset,
-				m.Value, 20+i, value(20+i))
-		}
+	if err := strommatrix.CheckSeek(20, got, record); err != nil {
+		return "", err
 	}
 	return "seek to 20 on partition 0: offsets 20..49 with values v20..v49, in order", nil
 }
 
 func fromBeginning(s *sc) (string, error) {
-	cfg := config(sarama.V1_0_0_0)
-	msgs := plainMessages(s.topic, 30)
-	toPartition(cfg, msgs, func(i int) int32 { return int32(i % 3) })
-	var values []string
-	for i := range msgs {
-		values = append(values, value(i))
-	}
-	if err := send(cfg, msgs); err != nil {
+	if err := sendTo(plainMessages(s.topic, 30), roundRobin); err != nil {
 		return "", err
 	}
 	// A consumer started at OffsetOldest on every partition, reading until it has 30 records
@@ -762,20 +612,18 @@ collect:
 			return "", fmt.Errorf("timed out: %d of 30 records read", n)
 		}
 	}
-	if _, err := exactlyValues(read, values); err != nil {
+	if _, err := strommatrix.ExactlyValues(read, strommatrix.Values(0, 30), record); err != nil {
 		return "", err
 	}
 	return "OffsetOldest on the 3 partitions: all 30 records, once each", nil
 }
 
 func fromTimestamp(s *sc) (string, error) {
-	cfg := config(sarama.V1_0_0_0)
 	msgs := plainMessages(s.topic, 20)
-	toPartition(cfg, msgs, func(int) int32 { return 0 })
 	for i, m := range msgs {
-		m.Timestamp = msTime(t0 + int64(i)*1000)
+		m.Timestamp = strommatrix.MsTime(strommatrix.T0 + int64(i)*1000)
 	}
-	if err := send(cfg, msgs); err != nil {
+	if err := sendTo(msgs, toPartition0); err != nil {
 		return "", err
 	}
 	client, err := newClient(sarama.V1_0_0_0)
@@ -783,7 +631,7 @@ func fromTimestamp(s *sc) (string, error) {
 		return "", err
 	}
 	defer client.Close()
-	offset, err := client.GetOffset(s.topic, 0, t0+10000) // ListOffsets v1
+	offset, err := client.GetOffset(s.topic, 0, strommatrix.T0+10000) // ListOffsets v1
 	if err != nil {
 		return "", fmt.Errorf("GetOffset(T0+10000): %v", err)
 	}
@@ -795,7 +643,7 @@ func fromTimestamp(s *sc) (string, error) {
 				if b.MaxTimestamp.IsZero() {
 					maxTs = append(maxTs, -1) // sarama decodes a negative timestamp as the zero time
 				} else {
-					maxTs = append(maxTs, ms(b.MaxTimestamp))
+					maxTs = append(maxTs, strommatrix.Ms(b.MaxTimestamp))
 				}
 			}
 		}
@@ -811,7 +659,7 @@ func fromTimestamp(s *sc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if got[0].Offset != 10 || string(got[0].Value) != value(10) {
+	if got[0].Offset != 10 || string(got[0].Value) != strommatrix.Value(10) {
 		return "", fmt.Errorf("first record from offset %d: offset %d value %q, want 10, v10", offset, got[0].Offset, got[0].Value)
 	}
 	return "GetOffset(T0+10000) = 10; consuming from there starts with v10", nil
@@ -882,6 +730,26 @@ func startGroupMember(s *sc, group string) (*groupMember, error) {
 	return g, nil
 }
 
+// startReading starts a member of group and waits (what) until it has read n records; when it
+// does not, the member is stopped.
+func startReading(s *sc, group, name string, n int, what string) (*groupMember, error) {
+	g, err := startGroupMember(s, group)
+	if err != nil {
+		return nil, err
+	}
+	if err := strommatrix.WaitUntil(s.ctx, what, func() (bool, error) {
+		vs, errs := g.read()
+		if len(errs) > 0 {
+			return false, errs[0]
+		}
+		return len(vs) >= n, nil
+	}); err != nil {
+		g.stop(s)
+		return nil, fmt.Errorf("consumer %s: %v", name, err)
+	}
+	return g, nil
+}
+
 // stop ends the member's session (its marked offsets are committed on the way out) and closes it.
 func (g *groupMember) stop(s *sc) error {
 	g.cancel()
@@ -936,10 +804,7 @@ func committed(client sarama.Client, group, topic string, parts []int32) (map[in
 
 func groupResume(s *sc) (string, error) {
 	group := s.topic + "-group"
-	cfg := config(sarama.V1_0_0_0)
-	first := plainMessages(s.topic, 40)
-	toPartition(cfg, first, func(i int) int32 { return int32(i % 3) })
-	if err := send(cfg, first); err != nil {
+	if err := sendTo(plainMessages(s.topic, 40), roundRobin); err != nil {
 		return "", err
 	}
 	client, err := newClient(sarama.V1_0_0_0)
@@ -953,21 +818,11 @@ func groupResume(s *sc) (string, error) {
 	}
 	parts := []int32{0, 1, 2}
 
-	a, err := startGroupMember(s, group)
+	a, err := startReading(s, group, "A", 40, "consumer A to read the 40 records")
 	if err != nil {
 		return "", err
 	}
-	if err := s.waitUntil("consumer A to read the 40 records", func() (bool, error) {
-		vs, errs := a.read()
-		if len(errs) > 0 {
-			return false, errs[0]
-		}
-		return len(vs) >= 40, nil
-	}); err != nil {
-		a.stop(s)
-		return "", fmt.Errorf("consumer A: %v", err)
-	}
-	if err := s.waitUntil("consumer A's offsets to be committed", func() (bool, error) {
+	if err := strommatrix.WaitUntil(s.ctx, "consumer A's offsets to be committed", func() (bool, error) {
 		c, err := committed(client, group, s.topic, parts)
 		return err == nil && fmt.Sprint(c) == fmt.Sprint(ends), err
 	}); err != nil {
@@ -981,33 +836,21 @@ func groupResume(s *sc) (string, error) {
 	if len(aErrs) > 0 {
 		return "", fmt.Errorf("consumer A: sarama reported %v", aErrs[0])
 	}
-	if _, err := exactlyValues(map[int32][]*sarama.ConsumerMessage{0: asMessages(aValues)}, valuesRange(0, 40)); err != nil {
+	if err := strommatrix.ExactlyStrings(aValues, strommatrix.Values(0, 40)); err != nil {
 		return "", fmt.Errorf("consumer A: %v", err)
 	}
 
 	second := make([]*sarama.ProducerMessage, 10)
 	for i := range second {
-		second[i] = &sarama.ProducerMessage{Topic: s.topic, Value: sarama.StringEncoder(value(40 + i)), Partition: int32(i % 3)}
+		second[i] = &sarama.ProducerMessage{Topic: s.topic, Value: sarama.StringEncoder(strommatrix.Value(40 + i))}
 	}
-	cfg2 := config(sarama.V1_0_0_0)
-	cfg2.Producer.Partitioner = sarama.NewManualPartitioner
-	if err := send(cfg2, second); err != nil {
+	if err := sendTo(second, roundRobin); err != nil {
 		return "", err
 	}
 
-	b, err := startGroupMember(s, group)
+	b, err := startReading(s, group, "B", 10, "consumer B to read 10 records")
 	if err != nil {
 		return "", err
-	}
-	if err := s.waitUntil("consumer B to read 10 records", func() (bool, error) {
-		vs, errs := b.read()
-		if len(errs) > 0 {
-			return false, errs[0]
-		}
-		return len(vs) >= 10, nil
-	}); err != nil {
-		b.stop(s)
-		return "", fmt.Errorf("consumer B: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond) // any record beyond the 10 would show up now
 	stopErr := b.stop(s)
@@ -1018,26 +861,10 @@ func groupResume(s *sc) (string, error) {
 	if stopErr != nil {
 		return "", fmt.Errorf("consumer B: %v", stopErr)
 	}
-	if _, err := exactlyValues(map[int32][]*sarama.ConsumerMessage{0: asMessages(bValues)}, valuesRange(40, 50)); err != nil {
+	if err := strommatrix.ExactlyStrings(bValues, strommatrix.Values(40, 50)); err != nil {
 		return "", fmt.Errorf("consumer B: %v", err)
 	}
 	return "A read 40 and committed; B in the same group read exactly the 10 new records", nil
-}
-
-func valuesRange(from, to int) []string {
-	var out []string
-	for i := from; i < to; i++ {
-		out = append(out, value(i))
-	}
-	return out
-}
-
-func asMessages(values []string) []*sarama.ConsumerMessage {
-	out := make([]*sarama.ConsumerMessage, len(values))
-	for i, v := range values {
-		out[i] = &sarama.ConsumerMessage{Value: []byte(v)}
-	}
-	return out
 }
 
 // --- admin ------------------------------------------------------------------------------------
@@ -1072,6 +899,19 @@ func partitionsListed(client sarama.Client, topic string) (int, error) {
 	return -1, nil
 }
 
+// waitPartitions waits (what) until the metadata lists topic with want partitions.
+func (s *sc) waitPartitions(client sarama.Client, topic string, want int, what string) error {
+	n := 0
+	if err := strommatrix.WaitUntil(s.ctx, what, func() (bool, error) {
+		var err error
+		n, err = partitionsListed(client, topic)
+		return err == nil && n == want, err
+	}); err != nil {
+		return fmt.Errorf("%v (last seen: %d partitions)", err, n)
+	}
+	return nil
+}
+
 func adminTopics(s *sc) (string, error) {
 	admin, err := newAdmin()
 	if err != nil {
@@ -1087,18 +927,13 @@ func adminTopics(s *sc) (string, error) {
 	if err := admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1}, false); err != nil {
 		return "", fmt.Errorf("CreateTopic: %v", err)
 	}
-	n := 0
-	if err := s.waitUntil(name+" listed with 2 partitions", func() (bool, error) {
-		var err error
-		n, err = partitionsListed(client, name)
-		return err == nil && n == 2, err
-	}); err != nil {
-		return "", fmt.Errorf("%v (last seen: %d partitions)", err, n)
+	if err := s.waitPartitions(client, name, 2, name+" listed with 2 partitions"); err != nil {
+		return "", err
 	}
 	if err := admin.DeleteTopic(name); err != nil {
 		return "", fmt.Errorf("DeleteTopic: %v", err)
 	}
-	if err := s.waitUntil(name+" no longer listed", func() (bool, error) {
+	if err := strommatrix.WaitUntil(s.ctx, name+" no longer listed", func() (bool, error) {
 		n, err := partitionsListed(client, name)
 		return err == nil && n == -1, err
 	}); err != nil {
@@ -1160,78 +995,27 @@ func adminPartitions(s *sc) (string, error) {
 	if err := admin.CreatePartitions(s.topic, 5, nil, false); err != nil {
 		return "", fmt.Errorf("CreatePartitions: %v", err)
 	}
-	n := 0
-	if err := s.waitUntil("5 partitions in the metadata", func() (bool, error) {
-		var err error
-		n, err = partitionsListed(client, s.topic)
-		return err == nil && n == 5, err
-	}); err != nil {
-		return "", fmt.Errorf("%v (last seen: %d partitions)", err, n)
+	if err := s.waitPartitions(client, s.topic, 5, "5 partitions in the metadata"); err != nil {
+		return "", err
 	}
 	return "grown from 3 to 5 partitions (CreatePartitions v0), metadata shows 5", nil
 }
 
 // --- the request recorder ---------------------------------------------------------------------
 
-var apiNames = map[int16]string{0: "Produce", 1: "Fetch", 2: "ListOffsets", 3: "Metadata", 8: "OffsetCommit",
-	9: "OffsetFetch", 10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat", 13: "LeaveGroup", 14: "SyncGroup",
-	15: "DescribeGroups", 16: "ListGroups", 18: "ApiVersions", 19: "CreateTopics", 20: "DeleteTopics",
-	22: "InitProducerId", 32: "DescribeConfigs", 33: "AlterConfigs", 37: "CreatePartitions"}
-
 var (
 	sentMu sync.Mutex
 	sent   = map[[2]int16]bool{} // (API key, version) sent since the scenario started
 )
 
-type recordingDialer struct{}
-
-func (recordingDialer) Dial(network, addr string) (net.Conn, error) {
-	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial(network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &recordingConn{Conn: conn}, nil
+// recordSent is the Sent of every client's strommatrix.RecordingDialer.
+func recordSent(key, version int16) {
+	sentMu.Lock()
+	sent[[2]int16{key, version}] = true
+	sentMu.Unlock()
 }
 
-// recordingConn parses its outgoing byte stream into frames (4-byte size, api_key, api_version).
-type recordingConn struct {
-	net.Conn
-	head []byte
-	skip int
-}
-
-func (c *recordingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	for rest := p[:n]; len(rest) > 0; {
-		if c.skip > 0 {
-			k := c.skip
-			if k > len(rest) {
-				k = len(rest)
-			}
-			c.skip -= k
-			rest = rest[k:]
-			continue
-		}
-		k := 8 - len(c.head)
-		if k > len(rest) {
-			k = len(rest)
-		}
-		c.head = append(c.head, rest[:k]...)
-		rest = rest[k:]
-		if len(c.head) == 8 {
-			size := int(int32(uint32(c.head[0])<<24 | uint32(c.head[1])<<16 | uint32(c.head[2])<<8 | uint32(c.head[3])))
-			key := int16(uint16(c.head[4])<<8 | uint16(c.head[5]))
-			version := int16(uint16(c.head[6])<<8 | uint16(c.head[7]))
-			sentMu.Lock()
-			sent[[2]int16{key, version}] = true
-			sentMu.Unlock()
-			c.skip = size - 4
-			c.head = c.head[:0]
-		}
-	}
-	return n, err
-}
-
+// takeSent says which requests were sent since its last call, and forgets them.
 func takeSent() string {
 	sentMu.Lock()
 	defer sentMu.Unlock()
@@ -1245,68 +1029,21 @@ func takeSent() string {
 	})
 	var parts []string
 	for _, k := range keys {
-		name, ok := apiNames[k[0]]
-		if !ok {
-			name = fmt.Sprintf("api%d", k[0])
-		}
-		parts = append(parts, fmt.Sprintf("%s v%d", name, k[1]))
+		parts = append(parts, fmt.Sprintf("%s v%d", strommatrix.APIName(k[0]), k[1]))
 	}
 	return strings.Join(parts, ", ")
 }
 
 // --- main -------------------------------------------------------------------------------------
 
-func run(id, prefix string) resultLine {
-	fn, ok := scenarios[id]
-	if !ok {
-		return resultLine{id, "fail", "unknown scenario"}
-	}
-	takeSent()
-	ctx, cancel := context.WithTimeout(context.Background(), ownLimit)
-	defer cancel()
-	s := &sc{ctx: ctx, topic: prefix + strings.Replace(id, ".", "-", -1)}
-	type outcome struct {
-		detail string
-		err    error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- outcome{"", fmt.Errorf("panic: %v", r)}
-			}
-		}()
-		d, err := fn(s)
-		done <- outcome{d, err}
-	}()
-	var o outcome
-	select {
-	case o = <-done:
-	case <-time.After(scenarioLimit):
-		o = outcome{"", fmt.Errorf("no result within %s", scenarioLimit)}
-	}
-	if o.err == nil {
-		return resultLine{id, "pass", o.detail}
-	}
-	if na, ok := o.err.(notApplicable); ok {
-		return resultLine{id, "n/a", string(na)}
-	}
-	return resultLine{id, "fail", fmt.Sprintf("%v [requests sent: %s]", o.err, takeSent())}
-}
-
 func main() {
-	if len(os.Args) < 4 {
-		fmt.Fprintln(os.Stderr, "usage: sarama_matrix <bootstrap host:port> <topic prefix> <scenario> [<scenario> ...]")
-		os.Exit(2)
-	}
-	bootstrap = os.Args[1]
-	prefix := os.Args[2]
 	sarama.Logger = log.New(os.Stderr, "[sarama] ", log.Ltime|log.Lmicroseconds)
-	emit(clientLine{"sarama", saramaVersion})
-	for _, id := range os.Args[3:] {
-		began := time.Now()
-		r := run(id, prefix)
-		fmt.Fprintf(os.Stderr, "sarama_matrix: %s: %s in %.1f s: %s\n", id, r.Status, time.Since(began).Seconds(), r.Detail)
-		emit(r)
-	}
+	strommatrix.Main(strommatrix.Program[sc]{
+		Name: "sarama_matrix", Client: "sarama", Version: saramaVersion, Bootstrap: &bootstrap,
+		Scenarios: scenarios,
+		New:       func(ctx context.Context, topic string) *sc { return &sc{ctx: ctx, topic: topic} },
+		// A failed scenario's detail ends with the requests sent during it.
+		BeforeEach: func() { takeSent() },
+		FailDetail: func(err error) string { return fmt.Sprintf("%v [requests sent: %s]", err, takeSent()) },
+	})
 }
