@@ -80,6 +80,11 @@ pub fn log_config_for(
                     .filter(|v| *v >= 1)
                     .ok_or_else(|| invalid("must be at least 1"))?
             }
+            "flush.ms" => {
+                config.flush_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
+            }
             "max.message.bytes" => {
                 config.max_message_bytes = i32::try_from(number()?)
                     .ok()
@@ -255,6 +260,17 @@ impl Broker {
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// Asks the flusher to sync every partition whose oldest unflushed data is older than its
+    /// `flush.ms` (Kafka's `log.flush.interval.ms`), without waiting for it.
+    pub fn flush_due_logs(&self) {
+        let now_ms = self.clock.now_ms();
+        for log in self.logs.all() {
+            if let Some(up_to) = log.flush_due_by_time(now_ms) {
+                self.logs.flusher().flush_in_background(log, up_to);
+            }
+        }
     }
 
     /// Creates a topic and its partition logs. Blocking (fsyncs metadata).

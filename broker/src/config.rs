@@ -78,6 +78,10 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("log.retention.check.interval.ms", "300000"),
     ("log.index.interval.bytes", "4096"),
     ("log.flush.interval.messages", "9223372036854775807"),
+    ("log.flush.interval.ms", "9223372036854775807"),
+    // Kafka's default is Long.MAX_VALUE, which leaves log.flush.interval.ms without effect
+    // unless this is set too; Strom checks every second so that flush.ms works on its own.
+    ("log.flush.scheduler.interval.ms", "1000"),
     ("log.flush.offset.checkpoint.interval.ms", "60000"),
     ("socket.request.max.bytes", "104857600"),
     ("max.connections", "2147483647"),
@@ -122,7 +126,6 @@ const ACCEPTED: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "log.dir",
-    "log.flush.interval.ms",
     "log.roll.ms",
     "log.retention.minutes",
     "log.retention.ms",
@@ -233,6 +236,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     pub log_retention_check_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// How often partitions are checked against `flush.ms`.
+    pub log_flush_scheduler_interval_ms: u64,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub log_cleaner_io_max_bytes_per_second: f64,
@@ -283,6 +288,8 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     pub index_interval_bytes: u64,
     pub flush_messages: i64,
+    /// `flush.ms` (`log.flush.interval.ms`): data unflushed for this long is fsynced.
+    pub flush_ms: i64,
     pub max_message_bytes: i32,
     /// acks=-1 writes are acknowledged only after fsync.
     pub fsync_acks_all: bool,
@@ -318,6 +325,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             index_interval_bytes: 4096,
             flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
             max_message_bytes: 1_048_588,
             fsync_acks_all: true,
             compact: false,
@@ -466,6 +474,11 @@ impl BrokerConfig {
                 parse::<i64>(props, "log.flush.interval.messages")?,
                 1,
             )?,
+            flush_ms: at_least(
+                "log.flush.interval.ms",
+                parse::<i64>(props, "log.flush.interval.ms")?,
+                0,
+            )?,
             max_message_bytes: message_max_bytes,
             fsync_acks_all: parse(props, "strom.acks.all.fsync")?,
             compact: cleanup_policy.contains(&"compact"),
@@ -537,6 +550,11 @@ impl BrokerConfig {
             log_retention_check_interval_ms: at_least(
                 "log.retention.check.interval.ms",
                 parse(props, "log.retention.check.interval.ms")?,
+                1,
+            )?,
+            log_flush_scheduler_interval_ms: at_least(
+                "log.flush.scheduler.interval.ms",
+                parse(props, "log.flush.scheduler.interval.ms")?,
                 1,
             )?,
             log_flush_offset_checkpoint_interval_ms: at_least(

@@ -84,6 +84,12 @@ pub async fn run(
             }
         },
     );
+    let time_flushes = spawn_every(
+        Duration::from_millis(config.log_flush_scheduler_interval_ms),
+        stopped.clone(),
+        broker.clone(),
+        |b| b.flush_due_logs(),
+    );
     let group_timers = spawn_every(GROUP_TICK, stopped.clone(), broker.clone(), |b| {
         if let Some(groups) = b.group_coordinator() {
             groups.tick();
@@ -101,6 +107,7 @@ pub async fn run(
         let _ = cleaner.await;
     }
     let _ = group_timers.await;
+    let _ = time_flushes.await;
     // Give connections a moment to write what they owe.
     tokio::time::sleep(Duration::from_millis(100)).await;
     tokio::task::spawn_blocking(move || broker.logs.shutdown()).await??;

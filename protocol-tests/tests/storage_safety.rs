@@ -360,3 +360,65 @@ fn a_full_disk_loses_no_acknowledged_record() {
     acked.insert(offset, v);
     check_acknowledged(&acked, &read_all(&mut client, "full"));
 }
+
+/// The recovery point of `topic`-0 in the broker's checkpoint file (what is known fsynced).
+fn recovery_point(broker: &BrokerProcess, topic: &str) -> Option<i64> {
+    let text =
+        std::fs::read_to_string(broker.log_dir().join("recovery-point-offset-checkpoint")).ok()?;
+    text.lines()
+        .skip(2)
+        .find_map(|line| line.strip_prefix(&format!("{topic} 0 ")))
+        .and_then(|offset| offset.trim().parse().ok())
+}
+
+/// acks=1 data is fsynced by `log.flush.interval.ms` (topic `flush.ms`) and by
+/// `log.flush.interval.messages`; without either it waits for an acks=all write or shutdown,
+/// as in Kafka. The recovery-point checkpoint shows what was fsynced.
+#[test]
+fn flush_interval_ms_and_messages_fsync_acks_1_data() {
+    let broker = BrokerProcess::start(&[
+        "log.flush.offset.checkpoint.interval.ms=100",
+        "log.flush.scheduler.interval.ms=50",
+    ]);
+    let mut client = broker.client();
+    create(&mut client, "by-time", &[("flush.ms", "200")]);
+    create(&mut client, "by-count", &[("flush.messages", "3")]);
+    create(&mut client, "never", &[]);
+    for topic in ["by-time", "by-count", "never"] {
+        for i in 0..5 {
+            let response = client
+                .call(
+                    9,
+                    &ProduceRequest::default()
+                        .with_acks(1)
+                        .with_timeout_ms(5000)
+                        .with_topic_data(vec![produce_request::TopicProduceData::default()
+                            .with_name(name(topic))
+                            .with_partition_data(vec![
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(0)
+                                    .with_records(Some(batch(
+                                        &[&value(i, 50)],
+                                        None,
+                                        Compression::None,
+                                    ))),
+                            ])]),
+                )
+                .expect("produce");
+            assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && (recovery_point(&broker, "by-time") != Some(5)
+            || recovery_point(&broker, "by-count") < Some(3))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(recovery_point(&broker, "by-time"), Some(5), "flush.ms");
+    assert!(
+        recovery_point(&broker, "by-count") >= Some(3),
+        "flush.messages"
+    );
+    assert_eq!(recovery_point(&broker, "never"), Some(0), "no flush policy");
+}

@@ -74,6 +74,21 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Longest file name most file systems take (ext4, xfs, btrfs, tmpfs).
+const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// The name a partition directory is renamed to before its files are removed:
+/// `<topic>-<partition>.<uuid>-delete`, with the topic cut short so that the name fits the
+/// file-name limit even for a 249-character topic (as Kafka's `logDeleteDirName` does).
+fn delete_dir_name(tp: &TopicPartition) -> String {
+    let suffix = format!("-{}.{}-delete", tp.partition, uuid::Uuid::new_v4().simple());
+    let mut keep = tp.topic.len().min(MAX_FILE_NAME_BYTES - suffix.len());
+    while !tp.topic.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{suffix}", &tp.topic[..keep])
+}
+
 /// Parses a `<topic>-<partition>` directory name.
 pub fn parse_dir_name(name: &str) -> Option<TopicPartition> {
     let (topic, partition) = name.rsplit_once('-')?;
@@ -211,11 +226,7 @@ impl LogManager {
         let segments = log.map(|log| log.mark_deleted()).unwrap_or_default();
         let dir = self.dir.join(tp.dir_name());
         if dir.exists() {
-            let doomed = self.dir.join(format!(
-                "{}.{}-delete",
-                tp.dir_name(),
-                uuid::Uuid::new_v4().simple()
-            ));
+            let doomed = self.dir.join(delete_dir_name(tp));
             std::fs::rename(&dir, &doomed)?;
             std::fs::remove_dir_all(&doomed)?;
         }
@@ -274,6 +285,23 @@ impl LogManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_dir_names_fit_the_file_name_limit() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let logs = LogManager::open(dir.path())?;
+        for len in [1usize, 200, 214, 249] {
+            let tp = TopicPartition::new("t".repeat(len), 123);
+            let name = delete_dir_name(&tp);
+            assert!(name.len() <= MAX_FILE_NAME_BYTES, "{len}: {name}");
+            assert!(name.ends_with("-delete"));
+            let log = logs.open_partition(&tp, Arc::new(LogConfig::default()), 0)?;
+            drop(log);
+            logs.remove_partition(&tp)?;
+            assert!(!dir.path().join(tp.dir_name()).exists(), "{len}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn dir_names() {

@@ -132,6 +132,8 @@ struct LogState {
     /// A segment file was created: the directory entry needs an fsync.
     dir_needs_sync: bool,
     messages_since_flush: i64,
+    /// When the oldest unflushed append happened (`flush.ms`); `None` while all is flushed.
+    dirty_since_ms: Option<i64>,
     deleted: bool,
     /// Why the partition is offline (a failed fsync, a write that could not be undone,
     /// corruption found at open); `None` while it serves.
@@ -331,6 +333,7 @@ impl PartitionLog {
                 unflushed_files: Vec::new(),
                 dir_needs_sync: true,
                 messages_since_flush: 0,
+                dirty_since_ms: None,
                 deleted: false,
                 offline,
                 cleaned_up_to: 0,
@@ -433,6 +436,7 @@ impl PartitionLog {
         state.log_end_offset = header.last_offset() + 1;
         state.producers.record(&header);
         state.messages_since_flush += i64::from(header.record_count);
+        state.dirty_since_ms.get_or_insert(now_ms);
         debug_assert!(state.log_start_offset <= state.log_end_offset);
         info.next_offset = state.log_end_offset;
         info.flush_due = state.messages_since_flush >= config.flush_messages;
@@ -825,6 +829,18 @@ impl PartitionLog {
     pub fn mark_flushed(&self, up_to: i64) {
         let mut state = self.lock();
         state.flushed_offset = state.flushed_offset.max(up_to);
+        if state.flushed_offset >= state.log_end_offset {
+            state.dirty_since_ms = None;
+        }
+    }
+
+    /// The log end offset to flush up to when data has been unflushed for `flush.ms` or more
+    /// (Kafka's time-based flush policy); `None` when nothing is due.
+    pub fn flush_due_by_time(&self, now_ms: i64) -> Option<i64> {
+        let state = self.lock();
+        let since = state.dirty_since_ms?;
+        (state.offline.is_none() && now_ms.saturating_sub(since) >= state.config.flush_ms)
+            .then_some(state.log_end_offset)
     }
 
     pub fn flushed_offset(&self) -> i64 {
