@@ -422,3 +422,186 @@ fn flush_interval_ms_and_messages_fsync_acks_1_data() {
     );
     assert_eq!(recovery_point(&broker, "never"), Some(0), "no flush policy");
 }
+
+fn segment_logs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .expect("partition dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
+fn flip_byte(path: &Path, position: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open segment");
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, position).expect("read");
+    file.write_all_at(&[byte[0] ^ 0x5a], position)
+        .expect("write");
+}
+
+/// A bad batch length in a middle segment after a clean shutdown used to cut the log there and
+/// delete every later segment. Fsynced data is never cut: the partition is served offline
+/// (KAFKA_STORAGE_ERROR), every file stays, and other partitions work.
+#[test]
+fn corruption_of_fsynced_data_deletes_nothing_and_takes_only_that_partition_offline() {
+    let mut broker = BrokerProcess::start(&["log.segment.bytes=16384"]);
+    let mut client = broker.client();
+    create(&mut client, "damaged", &[]);
+    create(&mut client, "healthy", &[]);
+    for i in 0..300 {
+        for topic in ["damaged", "healthy"] {
+            let v = value(i, 200);
+            let (error, _) = produce(&mut client, topic, batch(&[&v], None, Compression::None))
+                .expect("produce");
+            assert_eq!(error, 0);
+        }
+    }
+    let healthy = read_all(&mut client, "healthy");
+    assert_eq!(healthy.len(), 300);
+    broker.stop().expect("clean stop");
+    let dir = broker.log_dir().join("damaged-0");
+    let before = segment_logs(&dir);
+    assert!(before.len() >= 4, "{before:?}");
+    // Bytes 8..12 of a batch are its length.
+    flip_byte(&before[1], 9);
+    broker.stop_and_restart();
+    let mut client = broker.client();
+    assert_eq!(segment_logs(&dir), before, "no segment deleted");
+    let response = client
+        .call(
+            11,
+            &FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(0)
+                .with_min_bytes(1)
+                .with_max_bytes(1 << 20)
+                .with_session_epoch(-1)
+                .with_topics(vec![fetch_request::FetchTopic::default()
+                    .with_topic(name("damaged"))
+                    .with_partitions(vec![fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20)])]),
+        )
+        .expect("fetch");
+    assert_eq!(response.responses[0].partitions[0].error_code, 56);
+    let v = value(0, 10);
+    let (error, _) = produce(
+        &mut client,
+        "damaged",
+        batch(&[&v], None, Compression::None),
+    )
+    .expect("produce");
+    assert_eq!(error, 56, "KAFKA_STORAGE_ERROR");
+    assert_eq!(read_all(&mut client, "healthy"), healthy);
+    assert!(
+        broker.log().contains("corruption, not a torn write"),
+        "the log says what is damaged"
+    );
+}
+
+fn str(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+fn commit(client: &mut Client, group: &str, offset: i64) {
+    let response = client
+        .call(
+            8,
+            &OffsetCommitRequest::default()
+                .with_group_id(GroupId(str(group)))
+                .with_generation_id_or_member_epoch(-1)
+                .with_member_id(str(""))
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(name("events"))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(offset)
+                                .with_committed_metadata(Some(str("m"))),
+                        ]),
+                ]),
+        )
+        .expect("offset commit");
+    assert_eq!(
+        response.topics[0].partitions[0].error_code, 0,
+        "{response:?}"
+    );
+}
+
+/// The committed offset, or None while the coordinator cannot answer (loading).
+fn committed(client: &mut Client, group: &str) -> Option<i64> {
+    let response = client
+        .call(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(str(group)))
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(name("events"))
+                        .with_partition_indexes(vec![0]),
+                ])),
+        )
+        .expect("offset fetch");
+    if response.error_code != 0 {
+        return None;
+    }
+    let partition = response.topics.first()?.partitions.first()?;
+    (partition.error_code == 0).then_some(partition.committed_offset)
+}
+
+/// One flipped byte in a sealed `__consumer_offsets` segment used to stop the group load
+/// there, so a group acknowledged at 5000 resumed at 280. The damaged batch is skipped with an
+/// error; later commits load.
+#[test]
+fn a_damaged_offsets_batch_costs_only_its_own_records() {
+    let mut broker = BrokerProcess::start(&[
+        "offsets.topic.num.partitions=1",
+        "offsets.topic.segment.bytes=4096",
+    ]);
+    let mut client = broker.client();
+    create(&mut client, "events", &[]);
+    let response = client
+        .call(3, &FindCoordinatorRequest::default().with_key(str("g")))
+        .expect("find coordinator");
+    assert_eq!(response.error_code, 0);
+    // The coordinator loads its (empty) partition first; wait until it takes commits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed(&mut client, "g") != Some(-1) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for offset in 0..500 {
+        commit(&mut client, "g", offset * 10);
+    }
+    assert_eq!(committed(&mut client, "g"), Some(4990));
+    broker.stop().expect("clean stop");
+    let dir = broker.log_dir().join("__consumer_offsets-0");
+    let logs = segment_logs(&dir);
+    assert!(logs.len() >= 3, "{logs:?}");
+    // A byte inside the records of the first batch of a sealed middle segment (past the
+    // 61-byte batch header), so its CRC fails but its length still leads to the next batch.
+    flip_byte(&logs[1], 70);
+    broker.stop_and_restart();
+    let mut client = broker.client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut value = committed(&mut client, "g");
+    while value != Some(4990) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        value = committed(&mut client, "g");
+    }
+    assert_eq!(
+        value,
+        Some(4990),
+        "the last commit survives a damaged older batch"
+    );
+    assert!(broker.log().contains("skipping an undecodable batch"));
+}

@@ -7,6 +7,8 @@
 
 pub mod batch;
 pub mod cleaner;
+#[cfg(test)]
+mod crash_tests;
 pub mod dir_lock;
 pub mod flusher;
 pub mod partition;

@@ -261,6 +261,22 @@ impl PartitionLog {
                         file.display()
                     ));
                 }
+                // A roll starts the next segment at the log end offset, so offsets run on from
+                // one segment to the next; a gap above the recovery point means a crash lost
+                // unsynced batches there. Compaction leaves gaps of its own (also in a topic
+                // compacted once and `delete` now), so a compacted log's gaps, and any below
+                // the recovery point, are accepted.
+                if damage.is_none()
+                    && !config.compact
+                    && segment.next_offset < next
+                    && segment.next_offset >= recovery_point
+                {
+                    damage = Some(format!(
+                        "{} ends at offset {} but the next segment starts at {next}",
+                        file.display(),
+                        segment.next_offset
+                    ));
+                }
             }
             if let Some(damage) = damage {
                 // Where the readable data of this segment ends; everything from there on is
