@@ -13,7 +13,8 @@
 //!    is kept whole so its sequence state survives a restart. The file is fsynced.
 //! 4. Under the lock, if the segment is still there, rename the cleaned file over the segment
 //!    (atomic), sync the directory and swap the in-memory segment. A segment left empty is
-//!    deleted instead.
+//!    deleted instead, except the first: its base offset is the log start offset, which
+//!    compaction never moves (Kafka's rule), so the next closed segment is renamed into it.
 //!
 //! Crash safety: a `.cleaned` file is removed at open; the rename is atomic, so a segment is
 //! either its old or its cleaned self. Offsets are never reordered; gaps appear where records
@@ -135,7 +136,10 @@ pub fn clean(
     }
     // Pass 2: rewrite each segment.
     let mut stats = CleanStats::default();
-    for segment in &segments {
+    // The head segment, when nothing in it survives: handled after the others are cleaned, as
+    // its successor then takes its place (see `PartitionLog::install_cleaned`).
+    let mut emptied_head = None;
+    for (i, segment) in segments.iter().enumerate() {
         let drop_tombstones =
             now_ms.saturating_sub(segment.max_timestamp) > config.delete_retention_ms;
         let mut out = BytesMut::new();
@@ -196,8 +200,15 @@ pub fn clean(
         if removed == 0 {
             continue;
         }
+        if i == 0 && out.is_empty() {
+            emptied_head = Some(segment);
+            continue;
+        }
         let cleaned = write_cleaned(log.dir(), segment.base_offset, &out)?;
         log.install_cleaned(segment.base_offset, segment.size, cleaned, &config, now_ms)?;
+    }
+    if let Some(head) = emptied_head {
+        log.install_cleaned(head.base_offset, head.size, None, &config, now_ms)?;
     }
     log.mark_cleaned(segments.last().map_or(0, |s| s.base_offset));
     if stats.records_removed > 0 {

@@ -495,8 +495,12 @@ impl PartitionLog {
                 .iter()
                 .filter_map(|b| state.segments.remove(b))
                 .collect();
-            if let Some(first) = state.segments.keys().next().copied() {
-                state.log_start_offset = state.log_start_offset.max(first);
+            // Only deleting segments moves the start (to the new first segment): a head that
+            // compaction thinned out keeps it.
+            if !doomed.is_empty() {
+                if let Some(first) = state.segments.keys().next().copied() {
+                    state.log_start_offset = state.log_start_offset.max(first);
+                }
             }
             doomed
         };
@@ -646,9 +650,68 @@ impl PartitionLog {
                 state.segments.insert(base_offset, segment);
             }
             None => {
+                if state.segments.keys().next() == Some(&base_offset) {
+                    // The head keeps its base offset, which is the log start offset after a
+                    // restart: compaction must never move it (only retention and
+                    // DeleteRecords do, as in Kafka). The next closed segment takes its place.
+                    return self.merge_into_emptied_head(&mut state, base_offset, config, now_ms);
+                }
                 if let Some(segment) = state.segments.remove(&base_offset) {
                     segment.delete_files()?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first segment lost every record to compaction: its files take the contents of the
+    /// following closed segment under the head's name (`rename` replaces the head's `.log`
+    /// atomically, so a crash leaves either the old head and its successor, or the merged
+    /// head). Kafka gets the same effect by naming a group of cleaned segments after the first
+    /// one's base offset. When the successor is the active segment the head is left as it
+    /// was: a later pass merges it once the active segment has rolled.
+    fn merge_into_emptied_head(
+        &self,
+        state: &mut LogState,
+        head: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let active = state.segments.keys().next_back().copied();
+        let Some((next, next_end)) = state
+            .segments
+            .range(head + 1..)
+            .next()
+            .map(|(b, s)| (*b, s.next_offset))
+        else {
+            return Ok(());
+        };
+        // Relative offsets in the indexes are 32-bit; Kafka bounds a cleaner group the same way.
+        if Some(next) == active || next_end - 1 - head > i64::from(i32::MAX) {
+            return Ok(());
+        }
+        let stem = |base: i64| self.dir.join(super::segment::file_stem(base));
+        std::fs::rename(
+            stem(next).with_extension("log"),
+            stem(head).with_extension("log"),
+        )?;
+        File::open(&self.dir)?.sync_all()?;
+        // Until the merged head is open, the old segments keep serving from their open files.
+        let (mut segment, _) = Segment::open(
+            &self.dir,
+            head,
+            false,
+            config.index_interval_bytes,
+            &mut ProducerStateManager::default(),
+            now_ms,
+        )?;
+        segment.seal();
+        state.segments.remove(&next);
+        state.segments.insert(head, segment);
+        for ext in ["index", "timeindex"] {
+            match std::fs::remove_file(stem(next).with_extension(ext)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
         }
         Ok(())
