@@ -6,9 +6,12 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use bytes::BytesMut;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use protocol_tests::{batch, BrokerProcess, Client};
 
 fn name(topic: &str) -> TopicName {
@@ -116,6 +119,46 @@ fn list_offsets(client: &mut Client, topic: &str, timestamp: i64) -> (i16, i64, 
     (p.error_code, p.offset, p.timestamp)
 }
 
+/// One batch whose records carry `timestamps` (CreateTime), keyed `k0`, `k1`, ...
+fn batch_at(timestamps: &[i64], compression: Compression) -> Bytes {
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: *ts,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode");
+    buf.freeze()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Waits (bounded) until `done` holds.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -204,4 +247,122 @@ fn compaction_never_moves_the_log_start_offset() {
     broker.kill_and_restart();
     let mut client = broker.client();
     check(&mut client, "after a crash");
+}
+
+/// Row 3: when every segment is past `retention.ms`, the active one included, Kafka rolls a new
+/// active segment and deletes them all: earliest = latest, the log end offset stays, and
+/// nothing expired is fetched.
+#[test]
+fn retention_deletes_an_expired_active_segment() {
+    let broker = BrokerProcess::start(&["log.retention.check.interval.ms=100"]);
+    let mut client = broker.client();
+    let topic = "expiring";
+    assert_eq!(
+        create_with(
+            &mut client,
+            topic,
+            &[
+                ("retention.ms", Some("60000")),
+                ("segment.bytes", Some("100"))
+            ]
+        ),
+        0
+    );
+    // Timestamps from long ago: every batch is past retention as soon as it is written.
+    let old = 1_000_000_000_000;
+    assert_eq!(
+        produce_ok(
+            &mut client,
+            topic,
+            batch_at(&[old, old, old], Compression::None)
+        ),
+        0
+    );
+    assert_eq!(
+        produce_ok(
+            &mut client,
+            topic,
+            batch_at(&[old, old, old], Compression::None)
+        ),
+        3
+    );
+    wait_until("retention to delete every segment", || {
+        list_offsets(&mut client, topic, -2).1 == 6
+    });
+    assert_eq!(list_offsets(&mut client, topic, -1), (0, 6, -1), "latest");
+    assert_eq!(
+        list_offsets(&mut client, topic, -3),
+        (0, -1, -1),
+        "max timestamp"
+    );
+    assert_eq!(
+        list_offsets(&mut client, topic, 0),
+        (0, -1, -1),
+        "by timestamp"
+    );
+    assert_eq!(
+        fetch(&mut client, topic, 4).error_code,
+        1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+    let p = fetch(&mut client, topic, 6);
+    assert_eq!(
+        (p.error_code, p.log_start_offset, p.high_watermark),
+        (0, 6, 6)
+    );
+    assert!(fetched_offsets(&p).is_empty());
+    // The log goes on at the same offset.
+    assert_eq!(
+        produce_ok(&mut client, topic, batch_at(&[now_ms()], Compression::None)),
+        6
+    );
+}
+
+/// Row 2: on a `message.timestamp.type=LogAppendTime` topic, ListOffsets by timestamp and
+/// max timestamp (-3) search the append times, not the producers' CreateTime values.
+#[test]
+fn log_append_time_topics_are_searched_by_append_time() {
+    let broker = BrokerProcess::start(&[]);
+    let mut client = broker.client();
+    let topic = "append-time";
+    assert_eq!(
+        create_with(
+            &mut client,
+            topic,
+            &[("message.timestamp.type", Some("LogAppendTime"))]
+        ),
+        0
+    );
+    let first = produce_partition(
+        &mut client,
+        topic,
+        Some(batch_at(&[1_000, 2_000, 3_000], Compression::None)),
+    );
+    assert_eq!(first.error_code, 0);
+    let first_time = first.log_append_time_ms;
+    assert!(first_time > 3_000, "{first:?}");
+    std::thread::sleep(Duration::from_millis(20));
+    let second = produce_partition(
+        &mut client,
+        topic,
+        Some(batch_at(&[500, 600], Compression::Gzip)),
+    );
+    assert_eq!((second.error_code, second.base_offset), (0, 3));
+    let second_time = second.log_append_time_ms;
+    assert!(second_time > first_time);
+    assert_eq!(list_offsets(&mut client, topic, 1_500), (0, 0, first_time));
+    assert_eq!(list_offsets(&mut client, topic, 0), (0, 0, first_time));
+    assert_eq!(
+        list_offsets(&mut client, topic, first_time),
+        (0, 0, first_time)
+    );
+    assert_eq!(
+        list_offsets(&mut client, topic, first_time + 1),
+        (0, 3, second_time)
+    );
+    assert_eq!(list_offsets(&mut client, topic, -3), (0, 3, second_time));
+    assert_eq!(
+        list_offsets(&mut client, topic, second_time + 1),
+        (0, -1, -1)
+    );
 }

@@ -440,11 +440,19 @@ impl PartitionLog {
                 if header.max_timestamp < timestamp || header.last_offset() < log_start_offset {
                     return Ok(true);
                 }
-                let whole = super::segment::read_at(&slice.reader, position, header.size)?;
-                found = first_record_at_or_after(whole, timestamp, log_start_offset).or(Some((
+                let batch_start = (
                     header.base_offset.max(log_start_offset),
                     header.max_timestamp,
-                )));
+                );
+                if header.is_log_append_time() {
+                    // Every record of a LogAppendTime batch has the batch's append time (the
+                    // records still carry the producer's CreateTime, which Kafka ignores too).
+                    found = Some(batch_start);
+                    return Ok(false);
+                }
+                let whole = super::segment::read_at(&slice.reader, position, header.size)?;
+                found = first_record_at_or_after(whole, timestamp, log_start_offset)
+                    .or(Some(batch_start));
                 Ok(false)
             })?;
             if found.is_some() {
@@ -465,16 +473,22 @@ impl PartitionLog {
     }
 
     /// Deletes whole segments past `retention_ms` (by their largest timestamp) or beyond
-    /// `retention_bytes`, never the active one, and advances the log start offset.
+    /// `retention_bytes`, oldest first, and advances the log start offset to the first segment
+    /// left. As in Kafka (`UnifiedLog.deleteOldSegments`), the active segment is deleted too
+    /// when it is due and holds data: a new empty one is rolled at the log end offset first,
+    /// so the log end offset stays put and earliest = latest.
     pub fn apply_retention(&self, now_ms: i64) -> io::Result<usize> {
         let doomed: Vec<Segment> = {
             let mut state = self.lock();
+            if state.deleted {
+                return Ok(0);
+            }
             let config = state.config.clone();
             let mut total: i64 = state.segments.values().map(|s| s.size as i64).sum();
             let mut doomed_bases = Vec::new();
-            let count = state.segments.len();
-            for (i, segment) in state.segments.values().enumerate() {
-                if i + 1 == count {
+            for segment in state.segments.values() {
+                if segment.is_empty() {
+                    // Only the active segment can be empty.
                     break;
                 }
                 let newest = if segment.max_timestamp >= 0 {
@@ -490,6 +504,15 @@ impl PartitionLog {
                 }
                 total -= segment.size as i64;
                 doomed_bases.push(segment.base_offset);
+            }
+            if doomed_bases.len() == state.segments.len() {
+                let log_end_offset = state.log_end_offset;
+                let segment = Segment::create(&self.dir, log_end_offset, now_ms)?;
+                if let Some(active) = state.segments.values_mut().next_back() {
+                    active.seal();
+                }
+                state.dir_needs_sync = true;
+                state.segments.insert(log_end_offset, segment);
             }
             let doomed: Vec<Segment> = doomed_bases
                 .iter()
@@ -1055,8 +1078,20 @@ mod tests {
         assert!(segments > 2);
         assert_eq!(log.apply_retention(5_000)?, 0);
         let deleted = log.apply_retention(100_000)?;
-        assert_eq!(deleted, segments - 1);
-        assert!(log.offsets().log_start_offset > 0);
+        assert_eq!(deleted, segments, "the expired active segment goes too");
+        assert_eq!(log.offsets().log_start_offset, 40);
+        assert_eq!(log.offsets().high_watermark, 40, "the log end offset stays");
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(
+            log.apply_retention(200_000)?,
+            0,
+            "an empty active segment stays"
+        );
+        assert_eq!(
+            log.append(&encode_batch(&[b"x"], Compression::None)?, 0)?
+                .base_offset,
+            40
+        );
         assert!(matches!(
             log.read(0, 100),
             Err(ReadError::OffsetOutOfRange { .. })
