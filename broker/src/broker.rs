@@ -87,9 +87,12 @@ pub fn log_config_for(
                     .ok_or_else(|| invalid("must be between 0 and 2147483647"))?
             }
             "cleanup.policy" => {
+                // An empty list is valid in Kafka: neither retention nor compaction.
                 if !value
                     .split(',')
-                    .all(|p| matches!(p.trim(), "delete" | "compact"))
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .all(|p| matches!(p, "delete" | "compact"))
                 {
                     return Err(invalid("must be a list of 'delete' and 'compact'"));
                 }
@@ -118,6 +121,21 @@ pub fn log_config_for(
                     .ok()
                     .filter(|v| (0.0..=1.0).contains(v))
                     .ok_or_else(|| invalid("must be between 0 and 1"))?
+            }
+            "message.timestamp.before.max.ms" => {
+                config.timestamp_before_max_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
+            }
+            "message.timestamp.after.max.ms" => {
+                config.timestamp_after_max_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
+            }
+            "message.timestamp.difference.max.ms" => {
+                config.timestamp_difference_max_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
             }
             "message.timestamp.type" => {
                 config.log_append_time = match value.as_str() {

@@ -366,3 +366,314 @@ fn log_append_time_topics_are_searched_by_append_time() {
         (0, -1, -1)
     );
 }
+
+/// Produce v9 of one batch to partition 0: (error code, base offset, record_errors as
+/// (batch index, message), error message).
+fn produce_detailed(
+    client: &mut Client,
+    topic: &str,
+    records: Bytes,
+) -> (i16, i64, Vec<i32>, Option<String>) {
+    let p = produce_partition(client, topic, Some(records));
+    (
+        p.error_code,
+        p.base_offset,
+        p.record_errors.iter().map(|e| e.batch_index).collect(),
+        p.error_message.map(|m| m.to_string()),
+    )
+}
+
+/// (error code, base offset, record_errors' batch indexes) of `produce_detailed`.
+fn cbe(answer: (i16, i64, Vec<i32>, Option<String>)) -> (i16, i64, Vec<i32>) {
+    (answer.0, answer.1, answer.2)
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Row 4: `message.timestamp.before.max.ms` / `after.max.ms` (KIP-937) and the older
+/// `message.timestamp.difference.max.ms`, per topic: INVALID_TIMESTAMP (32) naming each bad
+/// record, and the whole batch is refused.
+#[test]
+fn timestamps_out_of_range_are_refused_per_topic() {
+    let broker = BrokerProcess::start(&[]);
+    let mut client = broker.client();
+    let hour = HOUR_MS.to_string();
+    for (topic, key) in [
+        ("ts-before", "message.timestamp.before.max.ms"),
+        ("ts-after", "message.timestamp.after.max.ms"),
+        ("ts-difference", "message.timestamp.difference.max.ms"),
+    ] {
+        assert_eq!(create_with(&mut client, topic, &[(key, Some(&hour))]), 0);
+    }
+    let now = now_ms();
+    let past = now - 2 * HOUR_MS;
+    let future = now + 2 * HOUR_MS;
+    // Before: the past and 0 are refused, the future is not.
+    for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let (code, base, errors, message) = produce_detailed(
+            &mut client,
+            "ts-before",
+            batch_at(&[now, past, now, 0, now], codec),
+        );
+        assert_eq!((code, base, errors), (32, -1, vec![1, 3]), "{codec:?}");
+        assert!(message.is_some_and(|m| m.contains("invalid timestamp")));
+    }
+    assert_eq!(
+        produce_detailed(
+            &mut client,
+            "ts-before",
+            batch_at(&[future, now], Compression::None)
+        )
+        .0,
+        0
+    );
+    // After: the future is refused, the past is not.
+    assert_eq!(
+        cbe(produce_detailed(
+            &mut client,
+            "ts-after",
+            batch_at(&[now, now, future], Compression::Lz4)
+        )),
+        (32, -1, vec![2])
+    );
+    assert_eq!(
+        produce_detailed(
+            &mut client,
+            "ts-after",
+            batch_at(&[0, past], Compression::None)
+        )
+        .0,
+        0
+    );
+    // Difference bounds both sides; a record without a timestamp (-1) is not checked.
+    assert_eq!(
+        produce_detailed(
+            &mut client,
+            "ts-difference",
+            batch_at(&[past, now, future], Compression::None)
+        )
+        .2,
+        vec![0, 2]
+    );
+    assert_eq!(
+        produce_detailed(
+            &mut client,
+            "ts-difference",
+            batch_at(&[-1, now], Compression::None)
+        )
+        .0,
+        0
+    );
+    // One bad record among many: only it is named, and nothing of the batch was stored.
+    let mut many = vec![now; 50];
+    many[37] = 0;
+    let (code, _, errors, _) = produce_detailed(
+        &mut client,
+        "ts-difference",
+        batch_at(&many, Compression::Gzip),
+    );
+    assert_eq!((code, errors), (32, vec![37]));
+    for topic in ["ts-before", "ts-after", "ts-difference"] {
+        assert_eq!(
+            list_offsets(&mut client, topic, -1).1,
+            2,
+            "{topic}: only the good batches"
+        );
+    }
+}
+
+/// Row 4 at broker level (`log.message.timestamp.*`), overridden per topic, and ignored on a
+/// LogAppendTime topic.
+#[test]
+fn timestamps_out_of_range_are_refused_per_broker() {
+    let broker = BrokerProcess::start(&[
+        "log.message.timestamp.before.max.ms=3600000",
+        "log.message.timestamp.difference.max.ms=7200000",
+    ]);
+    let mut client = broker.client();
+    assert_eq!(create_with(&mut client, "plain", &[]), 0);
+    assert_eq!(
+        create_with(
+            &mut client,
+            "loose",
+            &[("message.timestamp.before.max.ms", Some("86400000"))]
+        ),
+        0
+    );
+    assert_eq!(
+        create_with(
+            &mut client,
+            "stamped",
+            &[("message.timestamp.type", Some("LogAppendTime"))]
+        ),
+        0
+    );
+    let now = now_ms();
+    let two_hours_ago = batch_at(&[now - 2 * HOUR_MS], Compression::None);
+    let in_three_hours = batch_at(&[now + 3 * HOUR_MS], Compression::None);
+    assert_eq!(
+        cbe(produce_detailed(
+            &mut client,
+            "plain",
+            two_hours_ago.clone()
+        )),
+        (32, -1, vec![0])
+    );
+    // after.max.ms is unset: difference.max.ms (2 h) stands in for it.
+    assert_eq!(
+        produce_detailed(&mut client, "plain", in_three_hours.clone()).0,
+        32
+    );
+    assert_eq!(
+        produce_detailed(&mut client, "loose", two_hours_ago.clone()).0,
+        0
+    );
+    assert_eq!(produce_detailed(&mut client, "stamped", two_hours_ago).0, 0);
+    assert_eq!(
+        produce_detailed(&mut client, "stamped", in_three_hours).0,
+        0
+    );
+}
+
+fn zigzag(value: i64, out: &mut Vec<u8>) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A batch of one well-formed record whose value is `value_bytes` zeros, compressed with
+/// `codec` (1 gzip, 4 zstd); `unset_max_timestamp` leaves the max timestamp at -1, as old
+/// sarama does, which makes the broker read the records. `zeros_only`: the stream is only
+/// zeros (no valid record).
+fn bomb(codec: i16, value_bytes: u64, unset_max_timestamp: bool, zeros_only: bool) -> Bytes {
+    use std::io::Write;
+    let mut prefix = Vec::new();
+    if !zeros_only {
+        let mut body = vec![0u8, 0, 0]; // attributes, timestamp delta 0, offset delta 0
+        zigzag(-1, &mut body); // null key
+        zigzag(value_bytes as i64, &mut body);
+        zigzag(body.len() as i64 + value_bytes as i64 + 1, &mut prefix);
+        prefix.extend_from_slice(&body);
+    }
+    let chunk = vec![0u8; 1 << 20];
+    let feed = |w: &mut dyn Write| {
+        w.write_all(&prefix).expect("compress");
+        let mut left = value_bytes;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            w.write_all(&chunk[..n]).expect("compress");
+            left -= n as u64;
+        }
+        if !zeros_only {
+            w.write_all(&[0]).expect("compress"); // no headers
+        }
+    };
+    let compressed = match codec {
+        1 => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            feed(&mut e);
+            e.finish().expect("gzip")
+        }
+        _ => {
+            let mut e = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("zstd");
+            feed(&mut e);
+            e.finish().expect("zstd")
+        }
+    };
+    let now = now_ms();
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((49 + compressed.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes()); // CRC, computed below
+    b.extend_from_slice(&codec.to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&now.to_be_bytes());
+    b.extend_from_slice(&now.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&compressed);
+    strom::log::batch::set_max_timestamp(&mut b, if unset_max_timestamp { -1 } else { now });
+    Bytes::from(b)
+}
+
+/// Issue 10, item 3: decompression is bounded by `max.message.bytes` × 64 wherever the broker
+/// reads records (a batch with an unset max timestamp, recompression, timestamp checks,
+/// ListOffsets by timestamp): bombs get MESSAGE_TOO_LARGE (or CORRUPT_MESSAGE when they hold
+/// no valid record) and the broker stays up with a bounded peak RSS.
+#[test]
+fn decompression_bombs_are_refused_with_bounded_memory() {
+    let broker = BrokerProcess::start(&[]);
+    let mut client = broker.client();
+    assert_eq!(create_with(&mut client, "bombs", &[]), 0);
+    assert_eq!(
+        create_with(
+            &mut client,
+            "recompressed",
+            &[("compression.type", Some("lz4"))]
+        ),
+        0
+    );
+    assert_eq!(
+        create_with(
+            &mut client,
+            "checked",
+            &[("message.timestamp.difference.max.ms", Some("3600000"))]
+        ),
+        0
+    );
+    let zstd_bomb = bomb(4, 2 << 30, true, false);
+    let gzip_bomb = bomb(1, 256 << 20, true, false);
+    assert!(
+        zstd_bomb.len() < 1 << 20 && gzip_bomb.len() < 1 << 20,
+        "{} {}",
+        zstd_bomb.len(),
+        gzip_bomb.len()
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            produce_detailed(&mut client, "bombs", zstd_bomb.clone()).0,
+            10
+        );
+        assert_eq!(
+            produce_detailed(&mut client, "bombs", gzip_bomb.clone()).0,
+            10
+        );
+    }
+    let set_max = bomb(4, 2 << 30, false, false);
+    assert_eq!(
+        produce_detailed(&mut client, "recompressed", set_max.clone()).0,
+        10
+    );
+    assert_eq!(
+        produce_detailed(&mut client, "checked", set_max.clone()).0,
+        10
+    );
+    assert_eq!(
+        produce_detailed(&mut client, "bombs", bomb(4, 1 << 30, true, true)).0,
+        2
+    );
+    // A bomb the broker has no reason to open is stored as sent (Kafka too accepts a valid
+    // record of any inflated size); looking it up by time does not inflate it.
+    assert_eq!(produce_detailed(&mut client, "bombs", set_max).0, 0);
+    for _ in 0..3 {
+        assert_eq!(list_offsets(&mut client, "bombs", 0).1, 0);
+    }
+    // Ordinary batches with an unset max timestamp still go in.
+    let mut fine = batch_at(&[now_ms(), now_ms()], Compression::Zstd).to_vec();
+    strom::log::batch::set_max_timestamp(&mut fine, -1);
+    assert_eq!(
+        produce_detailed(&mut client, "bombs", Bytes::from(fine)).0,
+        0
+    );
+    let peak_kib = broker.peak_rss_kib().expect("peak RSS");
+    eprintln!("broker peak RSS after the bombs: {peak_kib} KiB");
+    assert!(peak_kib < 400 * 1024, "peak RSS {peak_kib} KiB");
+    assert_eq!(list_offsets(&mut client, "bombs", -1).1, 3);
+}

@@ -26,9 +26,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
-};
+use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, RecordSet};
 
 use super::batch::BatchHeader;
 use super::partition::PartitionLog;
@@ -72,9 +70,9 @@ fn for_each_batch(
     Ok(())
 }
 
-fn decode(bytes: &Bytes) -> io::Result<RecordSet> {
-    let mut buf = bytes.clone();
-    RecordBatchDecoder::decode(&mut buf)
+/// Decodes a stored batch, decompressing no more than its topic allows on append.
+fn decode(bytes: &Bytes, limit: u64) -> io::Result<RecordSet> {
+    super::records::decode(bytes, limit)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
@@ -117,6 +115,7 @@ pub fn clean(
     let Some((config, segments)) = log.cleanable_segments(now_ms) else {
         return Ok(None);
     };
+    let limit = super::records::decompressed_limit(config.max_message_bytes);
     // Pass 1: the last offset of every key, and the last batch of every producer.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
     let mut last_batch_of_producer: HashMap<i64, i64> = HashMap::new();
@@ -126,7 +125,7 @@ pub fn clean(
             if header.producer_id >= 0 {
                 last_batch_of_producer.insert(header.producer_id, header.base_offset);
             }
-            for record in decode(&bytes)?.records {
+            for record in decode(&bytes, limit)?.records {
                 if let Some(key) = record.key {
                     latest.insert(key, record.offset);
                 }
@@ -150,7 +149,7 @@ pub fn clean(
                 records,
                 compression,
                 ..
-            } = decode(&bytes)?;
+            } = decode(&bytes, limit)?;
             let keep = |r: &Record| {
                 r.key
                     .as_ref()
@@ -249,7 +248,7 @@ pub fn is_due(config: &LogConfig, dirty_bytes: u64, total_bytes: u64) -> bool {
 mod tests {
     use super::*;
     use crate::log::partition::TopicPartition;
-    use kafka_protocol::records::{Compression, TimestampType};
+    use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType};
     use rand::Rng;
     use std::sync::Arc;
 

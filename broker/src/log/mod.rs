@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cleaner;
 pub mod flusher;
 pub mod partition;
+pub mod records;
 pub mod segment;
 
 use std::collections::HashMap;

@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use kafka_protocol::records::{
-    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -63,6 +61,13 @@ pub enum AppendError {
     /// `records`: the batch-relative indexes of the keyless records (Kafka reports each one).
     #[error("a compacted topic cannot accept a record without a key")]
     NoKey { records: Vec<i32> },
+    /// Records whose CreateTime is outside `message.timestamp.before/after.max.ms` (with
+    /// keyless records of a compacted topic, if any): batch index and Kafka's message.
+    #[error("records with timestamps out of range")]
+    InvalidTimestamp { records: Vec<(i32, String)> },
+    /// The records inflate past `records::decompressed_limit`.
+    #[error("the batch's records decompress to more than {limit} bytes")]
+    DecompressedTooLarge { limit: u64 },
     #[error(transparent)]
     Sequence(#[from] SequenceError),
     #[error("the partition was deleted")]
@@ -295,7 +300,10 @@ impl PartitionLog {
         let sent = batch::validate(records)?;
         let mut state = self.lock();
         let mut rewritten = None;
-        if state.config.rewrites_batches() || sent.max_timestamp_unset() {
+        if state.config.rewrites_batches()
+            || sent.max_timestamp_unset()
+            || state.config.checks_timestamps()
+        {
             // Decoding for the key check, recompression, LogAppendTime stamping and a missing
             // max timestamp happen outside the lock; topics and batches that need none of it
             // keep one lock round trip.
@@ -424,14 +432,18 @@ impl PartitionLog {
     /// ListOffsets by timestamp: the first offset whose record timestamp is at least
     /// `timestamp`, with that record's timestamp; `None` if there is none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ReadError> {
-        let slices: Vec<SegmentSlice> = {
+        let (slices, limit): (Vec<SegmentSlice>, u64) = {
             let state = self.lock();
-            state
+            let slices = state
                 .segments
                 .values()
                 .filter(|s| s.max_timestamp >= timestamp)
                 .map(|s| s.slice_from(s.position_for_timestamp(timestamp)))
-                .collect()
+                .collect();
+            (
+                slices,
+                super::records::decompressed_limit(state.config.max_message_bytes),
+            )
         };
         let log_start_offset = self.offsets().log_start_offset;
         for slice in slices {
@@ -451,8 +463,9 @@ impl PartitionLog {
                     return Ok(false);
                 }
                 let whole = super::segment::read_at(&slice.reader, position, header.size)?;
-                found = first_record_at_or_after(whole, timestamp, log_start_offset)
-                    .or(Some(batch_start));
+                found =
+                    first_record_at_or_after(&whole, header, timestamp, log_start_offset, limit)
+                        .or(Some(batch_start));
                 Ok(false)
             })?;
             if found.is_some() {
@@ -803,59 +816,115 @@ impl PartitionLog {
 }
 
 /// Checks a produced batch against the topic and returns it as the topic stores it, when that
-/// differs from what the producer sent: a compacted topic refuses keyless records; the batch is
-/// recompressed to the topic's `compression.type` (producer fields, offsets and timestamps
-/// kept), and stamped with the append time under `message.timestamp.type=LogAppendTime`.
-/// `fix_max_timestamp`: the producer left the batch's max timestamp unset, so it is computed
-/// from the records (as Kafka's LogValidator does).
+/// differs from what the producer sent. Following Kafka's `LogValidator`: a compacted topic
+/// refuses keyless records; CreateTime timestamps must lie within
+/// `message.timestamp.before.max.ms` / `after.max.ms` of `now_ms` (a record with no
+/// timestamp, -1, is not checked), and one bad record rejects the whole batch, naming every bad
+/// record. The batch is recompressed to the topic's `compression.type` (producer fields,
+/// offsets and timestamps kept), and stamped with the append time under
+/// `message.timestamp.type=LogAppendTime`. `fix_max_timestamp`: the producer left the batch's
+/// max timestamp unset, so it is computed from the records.
+///
+/// Records are streamed with a bound on decompressed bytes (`records::decompressed_limit`);
+/// only recompression holds them all in memory, within the same bound.
 fn prepare_for_topic(
     batch: &[u8],
     config: &LogConfig,
     now_ms: i64,
     fix_max_timestamp: bool,
 ) -> Result<Option<Vec<u8>>, AppendError> {
+    use super::records::{self, RecordsError};
+    let records_error = |e: RecordsError| match e {
+        RecordsError::TooLarge { limit } => AppendError::DecompressedTooLarge { limit },
+        RecordsError::Malformed => AppendError::Corrupt(BatchError::MalformedRecords),
+    };
+    let header = BatchHeader::parse(batch)?;
+    let limit = records::decompressed_limit(config.max_message_bytes);
+    // (codec, the attribute bits a batch in that codec carries)
     let target = match config.compression.as_deref() {
         None => None,
-        Some("gzip") => Some(Compression::Gzip),
-        Some("snappy") => Some(Compression::Snappy),
-        Some("lz4") => Some(Compression::Lz4),
-        Some("zstd") => Some(Compression::Zstd),
-        Some(_) => Some(Compression::None),
+        Some("gzip") => Some((Compression::Gzip, 1)),
+        Some("snappy") => Some((Compression::Snappy, 2)),
+        Some("lz4") => Some((Compression::Lz4, 3)),
+        Some("zstd") => Some((Compression::Zstd, 4)),
+        Some(_) => Some((Compression::None, 0)),
     };
+    let check_timestamps = config.checks_timestamps();
+    let mut max_timestamp = None;
+    if config.compact || check_timestamps || fix_max_timestamp {
+        let (before_max_ms, after_max_ms) = config.timestamp_bounds_ms();
+        let mut keyless: Vec<(i32, String)> = Vec::new();
+        let mut out_of_range: Vec<(i32, String)> = Vec::new();
+        records::walk(batch, &header, limit, |record| {
+            if config.compact && !record.has_key {
+                keyless.push((
+                    record.index,
+                    "Compacted topic cannot accept message without key.".to_string(),
+                ));
+            }
+            let ts = record.timestamp;
+            if check_timestamps && ts != -1 {
+                if ts.saturating_sub(now_ms) > after_max_ms {
+                    out_of_range.push((
+                        record.index,
+                        format!(
+                            "Timestamp {ts} of message with offset {} is ahead of the server's \
+                             time. {ts} is after {}",
+                            record.offset_delta,
+                            now_ms.saturating_add(after_max_ms)
+                        ),
+                    ));
+                } else if now_ms.saturating_sub(ts) > before_max_ms {
+                    out_of_range.push((
+                        record.index,
+                        format!(
+                            "Timestamp {ts} of message with offset {} is out of range. The \
+                             timestamp should be within [{}, {}]",
+                            record.offset_delta,
+                            now_ms.saturating_sub(before_max_ms),
+                            now_ms.saturating_add(after_max_ms)
+                        ),
+                    ));
+                }
+            }
+            max_timestamp = max_timestamp.max(Some(ts));
+            true
+        })
+        .map_err(records_error)?;
+        if !out_of_range.is_empty() {
+            // Kafka reports every bad record and lets INVALID_TIMESTAMP win over keyless ones.
+            out_of_range.extend(keyless);
+            out_of_range.sort_by_key(|(index, _)| *index);
+            return Err(AppendError::InvalidTimestamp {
+                records: out_of_range,
+            });
+        }
+        if !keyless.is_empty() {
+            return Err(AppendError::NoKey {
+                records: keyless.into_iter().map(|(index, _)| index).collect(),
+            });
+        }
+    }
     let mut out: Option<Vec<u8>> = None;
-    if config.compact || target.is_some() || fix_max_timestamp {
-        let mut buf = Bytes::copy_from_slice(batch);
-        let set = RecordBatchDecoder::decode(&mut buf)
-            .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
-        if config.compact {
-            let keyless: Vec<i32> = (0..)
-                .zip(&set.records)
-                .filter(|(_, r)| r.key.is_none())
-                .map(|(i, _)| i)
-                .collect();
-            if !keyless.is_empty() {
-                return Err(AppendError::NoKey { records: keyless });
-            }
-        }
-        if let Some(target) = target.filter(|t| *t != set.compression) {
-            let mut encoded = bytes::BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut encoded,
-                &set.records,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: target,
-                },
-            )
-            .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
-            out = Some(encoded.to_vec());
-        }
-        if fix_max_timestamp {
-            if let Some(max) = set.records.iter().map(|r| r.timestamp).max() {
-                let mut bytes = out.unwrap_or_else(|| batch.to_vec());
-                batch::set_max_timestamp(&mut bytes, max);
-                out = Some(bytes);
-            }
+    if let Some((target, _)) = target.filter(|(_, bits)| *bits != header.compression()) {
+        let set = records::decode(batch, limit).map_err(records_error)?;
+        let mut encoded = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut encoded,
+            &set.records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: target,
+            },
+        )
+        .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
+        out = Some(encoded.to_vec());
+    }
+    if fix_max_timestamp {
+        if let Some(max) = max_timestamp {
+            let mut bytes = out.unwrap_or_else(|| batch.to_vec());
+            batch::set_max_timestamp(&mut bytes, max);
+            out = Some(bytes);
         }
     }
     if config.log_append_time {
@@ -866,19 +935,29 @@ fn prepare_for_topic(
     Ok(out)
 }
 
-/// Decodes one stored batch (decompressing if needed) to find the first record with a
-/// timestamp at least `timestamp`. ListOffsets is not the hot path, so this is allowed here.
+/// Finds the first record of one stored batch with a timestamp at least `timestamp`,
+/// streaming its records (decompressing at most `limit` bytes, holding none of them);
+/// `None` when the walk fails or finds none, and the caller answers the batch's start.
 fn first_record_at_or_after(
-    batch: Bytes,
+    batch: &[u8],
+    header: &BatchHeader,
     timestamp: i64,
     log_start_offset: i64,
+    limit: u64,
 ) -> Option<(i64, i64)> {
-    let mut buf = batch;
-    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= timestamp && r.offset >= log_start_offset)
-        .map(|r| (r.offset, r.timestamp))
+    let mut found = None;
+    let walked = super::records::walk(batch, header, limit, |record| {
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        if record.timestamp >= timestamp && offset >= log_start_offset {
+            found = Some((offset, record.timestamp));
+            return false;
+        }
+        true
+    });
+    if walked.is_err() && found.is_none() {
+        return None;
+    }
+    found
 }
 
 #[cfg(test)]
@@ -887,7 +966,7 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
     use crate::log::batch::tests::encode_batch;
-    use kafka_protocol::records::Compression;
+    use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
     fn config() -> Arc<LogConfig> {
         Arc::new(LogConfig {
