@@ -13,6 +13,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use protocol_tests::{batch, BrokerProcess, Client};
+use uuid::Uuid;
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
@@ -676,4 +677,218 @@ fn decompression_bombs_are_refused_with_bounded_memory() {
     eprintln!("broker peak RSS after the bombs: {peak_kib} KiB");
     assert!(peak_kib < 400 * 1024, "peak RSS {peak_kib} KiB");
     assert_eq!(list_offsets(&mut client, "bombs", -1).1, 3);
+}
+
+/// IncrementalAlterConfigs v1 of one resource: (error code).
+fn incremental_alter(
+    client: &mut Client,
+    resource_type: i8,
+    resource: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> i16 {
+    let configs = ops
+        .iter()
+        .map(|(k, op, v)| {
+            incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(str(k))
+                .with_config_operation(*op)
+                .with_value(v.map(str))
+        })
+        .collect();
+    let response = client
+        .call(
+            1,
+            &IncrementalAlterConfigsRequest::default()
+                .with_validate_only(validate_only)
+                .with_resources(vec![
+                    incremental_alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(resource_type)
+                        .with_resource_name(str(resource))
+                        .with_configs(configs),
+                ]),
+        )
+        .expect("incremental alter configs");
+    response.responses[0].error_code
+}
+
+/// A topic's config value as DescribeConfigs v4 reports it.
+fn topic_config(client: &mut Client, topic: &str, key: &str) -> Option<String> {
+    let response = client
+        .call(
+            4,
+            &DescribeConfigsRequest::default().with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(str(topic))
+                    .with_configuration_keys(Some(vec![str(key)])),
+            ]),
+        )
+        .expect("describe configs");
+    response.results[0]
+        .configs
+        .first()
+        .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
+}
+
+/// Rows 5-13: the error codes of Kafka's admin and produce validation.
+#[test]
+fn admin_validation_answers_as_kafka() {
+    let broker = BrokerProcess::start(&[]);
+    let mut client = broker.client();
+    // Row 5: DeleteRecords on a topic without cleanup.policy=delete is a POLICY_VIOLATION.
+    assert_eq!(
+        create_with(
+            &mut client,
+            "compact-only",
+            &[("cleanup.policy", Some("compact"))]
+        ),
+        0
+    );
+    assert_eq!(
+        create_with(
+            &mut client,
+            "both",
+            &[("cleanup.policy", Some("compact,delete"))]
+        ),
+        0
+    );
+    for topic in ["compact-only", "both"] {
+        produce_ok(
+            &mut client,
+            topic,
+            batch(&[b"a", b"b"], None, Compression::None),
+        );
+    }
+    let delete_records = |client: &mut Client, topic: &str| {
+        let response = client
+            .call(
+                2,
+                &DeleteRecordsRequest::default()
+                    .with_timeout_ms(5_000)
+                    .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                        .with_name(name(topic))
+                        .with_partitions(vec![
+                            delete_records_request::DeleteRecordsPartition::default()
+                                .with_partition_index(0)
+                                .with_offset(1),
+                        ])]),
+            )
+            .expect("delete records");
+        response.topics[0].partitions[0].error_code
+    };
+    assert_eq!(delete_records(&mut client, "compact-only"), 44);
+    assert_eq!(list_offsets(&mut client, "compact-only", -2).1, 0);
+    assert_eq!(delete_records(&mut client, "both"), 0);
+    // Row 6: names that collide once '.' and '_' are alike.
+    assert_eq!(create_with(&mut client, "col.x", &[]), 0);
+    assert_eq!(create_with(&mut client, "col_x", &[]), 17);
+    assert_eq!(create_with(&mut client, "col.x", &[]), 36);
+    // Row 7: min.insync.replicas is at least 1, on create and on alter.
+    assert_eq!(
+        create_with(&mut client, "misr", &[("min.insync.replicas", Some("0"))]),
+        40
+    );
+    assert_eq!(
+        incremental_alter(
+            &mut client,
+            2,
+            "col.x",
+            &[("min.insync.replicas", 0, Some("0"))],
+            false
+        ),
+        40
+    );
+    assert_eq!(
+        incremental_alter(
+            &mut client,
+            2,
+            "col.x",
+            &[("min.insync.replicas", 0, Some("1"))],
+            false
+        ),
+        0
+    );
+    // Other bounds and the one cross-field rule of Kafka's LogConfig.
+    assert_eq!(
+        create_with(&mut client, "lz4", &[("compression.lz4.level", Some("18"))]),
+        40
+    );
+    assert_eq!(
+        create_with(
+            &mut client,
+            "lags",
+            &[
+                ("min.compaction.lag.ms", Some("10")),
+                ("max.compaction.lag.ms", Some("5"))
+            ]
+        ),
+        40
+    );
+    // Row 8: an empty cleanup.policy is an empty list, which Kafka accepts.
+    assert_eq!(
+        create_with(&mut client, "no-policy", &[("cleanup.policy", Some(""))]),
+        0
+    );
+    // Row 9: a key named twice is an invalid request, and nothing changes.
+    assert_eq!(
+        incremental_alter(
+            &mut client,
+            2,
+            "col.x",
+            &[
+                ("retention.ms", 0, Some("1000")),
+                ("retention.ms", 0, Some("2000"))
+            ],
+            false
+        ),
+        42
+    );
+    assert_eq!(
+        topic_config(&mut client, "col.x", "retention.ms").as_deref(),
+        Some("604800000")
+    );
+    // Row 10: SET without a value.
+    assert_eq!(
+        incremental_alter(&mut client, 2, "col.x", &[("retention.ms", 0, None)], false),
+        42
+    );
+    // Row 11: validate-only on the broker accepts keys it does not know.
+    assert_eq!(
+        incremental_alter(&mut client, 4, "1", &[("no.such.key", 0, Some("x"))], true),
+        0
+    );
+    // Row 12: a produce with an empty records field.
+    assert_eq!(
+        produce_partition(&mut client, "col.x", Some(Bytes::new())).error_code,
+        87
+    );
+    // Row 13: DeleteTopics v6 naming a topic by both name and id.
+    let metadata = client
+        .call(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(name("col.x"))),
+            ])),
+        )
+        .expect("metadata");
+    let id = metadata.topics[0].topic_id;
+    let delete = |client: &mut Client, name: Option<&str>, id: Uuid| {
+        client
+            .call(
+                6,
+                &DeleteTopicsRequest::default()
+                    .with_timeout_ms(5_000)
+                    .with_topics(vec![delete_topics_request::DeleteTopicState::default()
+                        .with_name(name.map(self::name))
+                        .with_topic_id(id)]),
+            )
+            .expect("delete topics")
+            .responses[0]
+            .error_code
+    };
+    assert_eq!(delete(&mut client, Some("col.x"), id), 42);
+    assert_eq!(delete(&mut client, None, Uuid::nil()), 42);
+    assert_eq!(list_offsets(&mut client, "col.x", -1).0, 0, "still there");
+    assert_eq!(delete(&mut client, None, id), 0);
 }

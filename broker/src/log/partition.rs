@@ -92,6 +92,10 @@ pub enum ReadError {
 
 #[derive(Debug, Error)]
 pub enum DeleteRecordsError {
+    /// The topic's `cleanup.policy` lacks `delete` (Kafka: "can not be deleted due to the
+    /// configured policy").
+    #[error("records of a topic without cleanup.policy=delete cannot be deleted")]
+    PolicyViolation,
     #[error("offset {offset} is not within the log (high watermark {high_watermark})")]
     OffsetOutOfRange { offset: i64, high_watermark: i64 },
     #[error("the partition was deleted")]
@@ -570,6 +574,9 @@ impl PartitionLog {
             let mut state = self.lock();
             if state.deleted {
                 return Err(DeleteRecordsError::Deleted);
+            }
+            if !state.config.delete {
+                return Err(DeleteRecordsError::PolicyViolation);
             }
             let target = if offset == -1 {
                 state.log_end_offset
