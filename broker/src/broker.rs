@@ -36,6 +36,21 @@ pub struct Broker {
 }
 
 /// Applies a topic's config overrides to the broker's log defaults.
+/// Kafka's bounds on numeric topic configs that Strom stores but does not act on
+/// (`LogConfig`'s validators); the ones it acts on are checked where they are parsed.
+fn kafka_range(key: &str) -> Option<fn(i64) -> bool> {
+    Some(match key {
+        "min.insync.replicas" | "max.compaction.lag.ms" => |v| v >= 1,
+        "segment.jitter.ms" | "flush.ms" | "file.delete.delay.ms" => |v| v >= 0,
+        "segment.index.bytes" => |v| (4..=i64::from(i32::MAX)).contains(&v),
+        "local.retention.ms" | "local.retention.bytes" => |v| v >= -2,
+        "compression.gzip.level" => |v| v == -1 || (1..=9).contains(&v),
+        "compression.lz4.level" => |v| (1..=17).contains(&v),
+        "compression.zstd.level" => |v| (-131_072..=22).contains(&v),
+        _ => return None,
+    })
+}
+
 pub fn log_config_for(
     defaults: &LogConfig,
     overrides: &BTreeMap<String, String>,
@@ -92,9 +107,12 @@ pub fn log_config_for(
                     .ok_or_else(|| invalid("must be between 0 and 2147483647"))?
             }
             "cleanup.policy" => {
+                // An empty list is valid in Kafka: neither retention nor compaction.
                 if !value
                     .split(',')
-                    .all(|p| matches!(p.trim(), "delete" | "compact"))
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .all(|p| matches!(p, "delete" | "compact"))
                 {
                     return Err(invalid("must be a list of 'delete' and 'compact'"));
                 }
@@ -124,6 +142,21 @@ pub fn log_config_for(
                     .filter(|v| (0.0..=1.0).contains(v))
                     .ok_or_else(|| invalid("must be between 0 and 1"))?
             }
+            "message.timestamp.before.max.ms" => {
+                config.timestamp_before_max_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
+            }
+            "message.timestamp.after.max.ms" => {
+                config.timestamp_after_max_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
+            }
+            "message.timestamp.difference.max.ms" => {
+                config.timestamp_difference_max_ms = Some(number()?)
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(|| invalid("must be at least 0"))?
+            }
             "message.timestamp.type" => {
                 config.log_append_time = match value.as_str() {
                     "CreateTime" => false,
@@ -131,12 +164,38 @@ pub fn log_config_for(
                     _ => return Err(invalid("must be CreateTime or LogAppendTime")),
                 }
             }
-            _ => match topic_config_def(key) {
-                Some(def) if def.config_type.accepts(value) => {}
-                Some(_) => return Err(invalid("not a value of the config's type")),
-                None => return Err(invalid("unknown topic config")),
-            },
+            _ => {
+                match topic_config_def(key) {
+                    Some(def) if def.config_type.accepts(value) => {}
+                    Some(_) => return Err(invalid("not a value of the config's type")),
+                    None => return Err(invalid("unknown topic config")),
+                }
+                if let Some(allowed) = kafka_range(key) {
+                    let v = number()?;
+                    if !allowed(v) {
+                        return Err(invalid("out of the range Kafka allows"));
+                    }
+                }
+            }
         }
+    }
+    // Cross-field rule of Kafka's `LogConfig.validateValues`.
+    let lag = |key: &str, default: i64| {
+        overrides
+            .get(key)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    let (min_lag, max_lag) = (
+        lag("min.compaction.lag.ms", defaults.min_compaction_lag_ms),
+        lag("max.compaction.lag.ms", i64::MAX),
+    );
+    if min_lag > max_lag {
+        return Err(MetadataError::InvalidConfig {
+            key: "min.compaction.lag.ms".into(),
+            value: min_lag.to_string(),
+            reason: format!("conflicts with max.compaction.lag.ms {max_lag}"),
+        });
     }
     if let Some(policy) = overrides.get("cleanup.policy") {
         let policies: Vec<&str> = policy.split(',').map(str::trim).collect();

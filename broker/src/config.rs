@@ -106,6 +106,14 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("log.cleaner.delete.retention.ms", "86400000"),
     ("log.cleaner.min.compaction.lag.ms", "0"),
     ("log.cleaner.min.cleanable.ratio", "0.5"),
+    // KIP-937 (Kafka 3.6); the older difference.max.ms stands in for either one left at its
+    // default (`LogConfig.getMessageTimestampBeforeMaxMs`).
+    ("log.message.timestamp.before.max.ms", "9223372036854775807"),
+    ("log.message.timestamp.after.max.ms", "9223372036854775807"),
+    (
+        "log.message.timestamp.difference.max.ms",
+        "9223372036854775807",
+    ),
 ];
 
 /// Properties Strom knows by name but does not act on yet; accepted silently.
@@ -305,6 +313,11 @@ pub struct LogConfig {
     /// `compression.type` other than `producer`: batches are recompressed to this codec
     /// (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`).
     pub compression: Option<String>,
+    /// `message.timestamp.before.max.ms` / `after.max.ms` / `difference.max.ms` as set; see
+    /// `timestamp_bounds_ms`.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    pub timestamp_difference_max_ms: i64,
 }
 
 impl LogConfig {
@@ -312,6 +325,28 @@ impl LogConfig {
     /// keys, and a topic codec or LogAppendTime rewrites the batch.
     pub fn rewrites_batches(&self) -> bool {
         self.compact || self.compression.is_some() || self.log_append_time
+    }
+
+    /// How far before and after the broker's clock a CreateTime record's timestamp may be. As
+    /// in Kafka 3.6+ (KIP-937), a bound left at its default (`Long.MAX_VALUE`) falls back to
+    /// the deprecated `message.timestamp.difference.max.ms`.
+    pub fn timestamp_bounds_ms(&self) -> (i64, i64) {
+        let or_difference = |v: i64| {
+            if v == i64::MAX {
+                self.timestamp_difference_max_ms
+            } else {
+                v
+            }
+        };
+        (
+            or_difference(self.timestamp_before_max_ms),
+            or_difference(self.timestamp_after_max_ms),
+        )
+    }
+
+    /// Whether produced records' timestamps must be checked against the clock.
+    pub fn checks_timestamps(&self) -> bool {
+        !self.log_append_time && self.timestamp_bounds_ms() != (i64::MAX, i64::MAX)
     }
 }
 
@@ -335,6 +370,9 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             log_append_time: false,
             compression: None,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
+            timestamp_difference_max_ms: i64::MAX,
         }
     }
 }
@@ -505,6 +543,21 @@ impl BrokerConfig {
                     })
                 }
             },
+            timestamp_before_max_ms: at_least(
+                "log.message.timestamp.before.max.ms",
+                parse(props, "log.message.timestamp.before.max.ms")?,
+                0,
+            )?,
+            timestamp_after_max_ms: at_least(
+                "log.message.timestamp.after.max.ms",
+                parse(props, "log.message.timestamp.after.max.ms")?,
+                0,
+            )?,
+            timestamp_difference_max_ms: at_least(
+                "log.message.timestamp.difference.max.ms",
+                parse(props, "log.message.timestamp.difference.max.ms")?,
+                0,
+            )?,
             compression: match props.get("compression.type") {
                 None | Some("producer") => None,
                 Some(c @ ("uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")) => {

@@ -130,6 +130,20 @@ impl BrokerProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The broker's peak resident set size (`VmHWM` in /proc), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Whether the process is still running.
     pub fn is_alive(&mut self) -> bool {
         match &mut self.child {

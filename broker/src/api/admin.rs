@@ -165,6 +165,18 @@ fn delete_one(broker: &Broker, name: Option<String>, id: Uuid) -> DeletableTopic
     let result = DeletableTopicResult::default()
         .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
         .with_topic_id(id);
+    // v6 names a topic by name or by id, never both (Kafka: "You may not specify both topic
+    // name and topic id"), and never neither.
+    if name.is_some() != id.is_nil() {
+        let message = if name.is_some() {
+            "You may not specify both topic name and topic id."
+        } else {
+            "Neither topic name nor id were specified."
+        };
+        return result
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(StrBytes::from_static_str(message)));
+    }
     if !broker.config.delete_topic_enable {
         return result.with_error_code(ResponseError::TopicDeletionDisabled.code());
     }

@@ -258,6 +258,30 @@ fn alter_response(
     }
 }
 
+/// Kafka's checks of an IncrementalAlterConfigs resource before any config is looked at
+/// (`ConfigAdminManager.preprocess`): a key named twice, or a value missing from an operation
+/// that needs one, makes the request invalid and changes nothing.
+fn check_operations(
+    operations: &[incremental_alter_configs_request::AlterableConfig],
+) -> Result<(), (ResponseError, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    for op in operations {
+        if !seen.insert(op.name.as_str()) {
+            return Err((
+                ResponseError::InvalidRequest,
+                "Error due to duplicate config keys".into(),
+            ));
+        }
+        if op.config_operation != OP_DELETE && op.value.is_none() {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("Null value not supported for : {}", op.name.as_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Applies KIP-339 operations to the current overrides.
 fn apply_operations(
     current: &BTreeMap<String, String>,
@@ -328,23 +352,38 @@ pub fn incremental_alter_configs(broker: &Arc<Broker>, ctx: &RequestContext, bod
         let mut responses = Vec::with_capacity(request.resources.len());
         for resource in request.resources {
             let topic = resource.resource_name.to_string();
-            let outcome = match refuse_broker(resource.resource_type) {
-                Some(refused) => refused,
-                None => match broker.metadata.image().topic(&topic) {
-                    None => Err((
-                        ResponseError::UnknownTopicOrPartition,
-                        "unknown topic".into(),
-                    )),
-                    Some(record) => match apply_operations(&record.configs, &resource.configs) {
-                        Err(e) => Err(e),
-                        Ok(configs) => {
-                            let b = broker.clone();
-                            let validate_only = request.validate_only;
-                            blocking(move || {
-                                replace_topic_configs(&b, &topic, configs, validate_only)
-                            })
-                            .await
-                            .unwrap_or(Err((ResponseError::UnknownServerError, String::new())))
+            let broker_validated = resource.resource_type == RESOURCE_BROKER
+                && request.validate_only
+                && (topic.is_empty() || topic == broker.config.node_id.to_string());
+            let outcome = match check_operations(&resource.configs) {
+                Err(e) => Err(e),
+                // Kafka validates broker configs without knowing every key (dynamic broker
+                // configs may name any); Strom's broker configs are static, so only a
+                // validate-only request can succeed.
+                Ok(()) if broker_validated => Ok(()),
+                Ok(()) => match refuse_broker(resource.resource_type) {
+                    Some(refused) => refused,
+                    None => match broker.metadata.image().topic(&topic) {
+                        None => Err((
+                            ResponseError::UnknownTopicOrPartition,
+                            "unknown topic".into(),
+                        )),
+                        Some(record) => {
+                            match apply_operations(&record.configs, &resource.configs) {
+                                Err(e) => Err(e),
+                                Ok(configs) => {
+                                    let b = broker.clone();
+                                    let validate_only = request.validate_only;
+                                    blocking(move || {
+                                        replace_topic_configs(&b, &topic, configs, validate_only)
+                                    })
+                                    .await
+                                    .unwrap_or(Err((
+                                        ResponseError::UnknownServerError,
+                                        String::new(),
+                                    )))
+                                }
+                            }
                         }
                     },
                 },
@@ -386,10 +425,22 @@ mod tests {
                 op("retention.ms", OP_DELETE, None),
                 op("segment.bytes", OP_SET, Some("2048")),
                 op("cleanup.policy", OP_APPEND, Some("compact")),
-                op("cleanup.policy", OP_APPEND, Some("compact")),
             ],
         );
         let next = next.unwrap_or_default();
+        let again = apply_operations(&next, &[op("cleanup.policy", OP_APPEND, Some("compact"))]);
+        assert_eq!(
+            again.ok().as_ref(),
+            Some(&next),
+            "APPEND keeps a list a set"
+        );
+        assert!(check_operations(&[
+            op("retention.ms", OP_SET, Some("1")),
+            op("retention.ms", OP_DELETE, None)
+        ])
+        .is_err());
+        assert!(check_operations(&[op("retention.ms", OP_SET, None)]).is_err());
+        assert!(check_operations(&[op("retention.ms", OP_DELETE, None)]).is_ok());
         assert_eq!(next.get("retention.ms"), None);
         assert_eq!(next.get("segment.bytes").map(String::as_str), Some("2048"));
         assert_eq!(

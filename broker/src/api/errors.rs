@@ -15,6 +15,9 @@ pub fn append_error(e: &AppendError) -> ResponseError {
         AppendError::ControlBatch => ResponseError::InvalidRecord,
         AppendError::Transactional => ResponseError::InvalidTxnState,
         AppendError::NoKey { .. } => ResponseError::InvalidRecord,
+        AppendError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
+        // Kafka's RecordTooLargeException, code 10 (MESSAGE_TOO_LARGE on the wire).
+        AppendError::DecompressedTooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch
         }

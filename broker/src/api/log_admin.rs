@@ -52,6 +52,9 @@ pub fn delete_records(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -
                                             DeleteRecordsError::OffsetOutOfRange { .. } => {
                                                 ResponseError::OffsetOutOfRange
                                             }
+                                            DeleteRecordsError::PolicyViolation => {
+                                                ResponseError::PolicyViolation
+                                            }
                                             DeleteRecordsError::Deleted => {
                                                 ResponseError::UnknownTopicOrPartition
                                             }

@@ -55,7 +55,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                 // topic").
                 Err(ResponseError::InvalidTopicException)
             } else if let Some(log) = log {
-                match data.records.as_deref().map(|r| log.append(r, now_ms)) {
+                match data.records.as_deref().map(|r| {
+                    // Kafka (`ProduceRequest.validateRecords`): "must have at least one record
+                    // batch per partition", INVALID_RECORD.
+                    if r.is_empty() {
+                        Err(AppendError::NotOneBatch)
+                    } else {
+                        log.append(r, now_ms)
+                    }
+                }) {
                     None => Err(ResponseError::CorruptMessage),
                     Some(Ok(info)) => {
                         response = response
@@ -80,6 +88,22 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                     Some(Err(e)) => {
                         log_append_error(ctx, &name, data.index, &e);
                         // (Produce v8+ carries them; older versions cannot encode them.)
+                        if let (AppendError::InvalidTimestamp { records }, 8..) = (&e, version) {
+                            // KIP-467, as Kafka's `RecordValidationException` answers it.
+                            response.record_errors = records
+                                .iter()
+                                .map(|(i, message)| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(*i)
+                                        .with_batch_index_error_message(Some(StrBytes::from(
+                                            message.clone(),
+                                        )))
+                                })
+                                .collect();
+                            response.error_message = Some(StrBytes::from_static_str(
+                                "One or more records have been rejected due to invalid timestamp",
+                            ));
+                        }
                         if let (AppendError::NoKey { records }, 8..) = (&e, version) {
                             // KIP-467: name each offending record, so the client fails those
                             // with INVALID_RECORD and the rest of the batch as collateral.

@@ -13,7 +13,8 @@
 //!    is kept whole so its sequence state survives a restart. The file is fsynced.
 //! 4. Under the lock, if the segment is still there, rename the cleaned file over the segment
 //!    (atomic), sync the directory and swap the in-memory segment. A segment left empty is
-//!    deleted instead.
+//!    deleted instead, except the first: its base offset is the log start offset, which
+//!    compaction never moves (Kafka's rule), so the next closed segment is renamed into it.
 //!
 //! Crash safety: a `.cleaned` file is removed at open; the rename is atomic, so a segment is
 //! either its old or its cleaned self. Offsets are never reordered; gaps appear where records
@@ -25,9 +26,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
-};
+use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, RecordSet};
 
 use super::batch::BatchHeader;
 use super::partition::PartitionLog;
@@ -71,9 +70,9 @@ fn for_each_batch(
     Ok(())
 }
 
-fn decode(bytes: &Bytes) -> io::Result<RecordSet> {
-    let mut buf = bytes.clone();
-    RecordBatchDecoder::decode(&mut buf)
+/// Decodes a stored batch, decompressing no more than its topic allows on append.
+fn decode(bytes: &Bytes, limit: u64) -> io::Result<RecordSet> {
+    super::records::decode(bytes, limit)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
@@ -116,6 +115,7 @@ pub fn clean(
     let Some((config, segments)) = log.cleanable_segments(now_ms) else {
         return Ok(None);
     };
+    let limit = super::records::decompressed_limit(config.max_message_bytes);
     // Pass 1: the last offset of every key, and the last batch of every producer.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
     let mut last_batch_of_producer: HashMap<i64, i64> = HashMap::new();
@@ -125,7 +125,7 @@ pub fn clean(
             if header.producer_id >= 0 {
                 last_batch_of_producer.insert(header.producer_id, header.base_offset);
             }
-            for record in decode(&bytes)?.records {
+            for record in decode(&bytes, limit)?.records {
                 if let Some(key) = record.key {
                     latest.insert(key, record.offset);
                 }
@@ -135,7 +135,10 @@ pub fn clean(
     }
     // Pass 2: rewrite each segment.
     let mut stats = CleanStats::default();
-    for segment in &segments {
+    // The head segment, when nothing in it survives: handled after the others are cleaned, as
+    // its successor then takes its place (see `PartitionLog::install_cleaned`).
+    let mut emptied_head = None;
+    for (i, segment) in segments.iter().enumerate() {
         let drop_tombstones =
             now_ms.saturating_sub(segment.max_timestamp) > config.delete_retention_ms;
         let mut out = BytesMut::new();
@@ -146,7 +149,7 @@ pub fn clean(
                 records,
                 compression,
                 ..
-            } = decode(&bytes)?;
+            } = decode(&bytes, limit)?;
             let keep = |r: &Record| {
                 r.key
                     .as_ref()
@@ -196,8 +199,15 @@ pub fn clean(
         if removed == 0 {
             continue;
         }
+        if i == 0 && out.is_empty() {
+            emptied_head = Some(segment);
+            continue;
+        }
         let cleaned = write_cleaned(log.dir(), segment.base_offset, &out)?;
         log.install_cleaned(segment.base_offset, segment.size, cleaned, &config, now_ms)?;
+    }
+    if let Some(head) = emptied_head {
+        log.install_cleaned(head.base_offset, head.size, None, &config, now_ms)?;
     }
     log.mark_cleaned(segments.last().map_or(0, |s| s.base_offset));
     if stats.records_removed > 0 {
@@ -238,7 +248,7 @@ pub fn is_due(config: &LogConfig, dirty_bytes: u64, total_bytes: u64) -> bool {
 mod tests {
     use super::*;
     use crate::log::partition::TopicPartition;
-    use kafka_protocol::records::{Compression, TimestampType};
+    use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType};
     use rand::Rng;
     use std::sync::Arc;
 

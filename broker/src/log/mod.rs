@@ -12,6 +12,7 @@ mod crash_tests;
 pub mod dir_lock;
 pub mod flusher;
 pub mod partition;
+pub mod records;
 #[cfg(test)]
 mod recovery_tests;
 pub mod segment;

@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use kafka_protocol::records::{
-    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -63,6 +61,13 @@ pub enum AppendError {
     /// `records`: the batch-relative indexes of the keyless records (Kafka reports each one).
     #[error("a compacted topic cannot accept a record without a key")]
     NoKey { records: Vec<i32> },
+    /// Records whose CreateTime is outside `message.timestamp.before/after.max.ms` (with
+    /// keyless records of a compacted topic, if any): batch index and Kafka's message.
+    #[error("records with timestamps out of range")]
+    InvalidTimestamp { records: Vec<(i32, String)> },
+    /// The records inflate past `records::decompressed_limit`.
+    #[error("the batch's records decompress to more than {limit} bytes")]
+    DecompressedTooLarge { limit: u64 },
     #[error(transparent)]
     Sequence(#[from] SequenceError),
     #[error("the partition was deleted")]
@@ -93,6 +98,10 @@ pub enum ReadError {
 
 #[derive(Debug, Error)]
 pub enum DeleteRecordsError {
+    /// The topic's `cleanup.policy` lacks `delete` (Kafka: "can not be deleted due to the
+    /// configured policy").
+    #[error("records of a topic without cleanup.policy=delete cannot be deleted")]
+    PolicyViolation,
     #[error("offset {offset} is not within the log (high watermark {high_watermark})")]
     OffsetOutOfRange { offset: i64, high_watermark: i64 },
     #[error("the partition was deleted")]
@@ -385,7 +394,10 @@ impl PartitionLog {
         let sent = batch::validate(records)?;
         let mut state = self.lock();
         let mut rewritten = None;
-        if state.config.rewrites_batches() || sent.max_timestamp_unset() {
+        if state.config.rewrites_batches()
+            || sent.max_timestamp_unset()
+            || state.config.checks_timestamps()
+        {
             // Decoding for the key check, recompression, LogAppendTime stamping and a missing
             // max timestamp happen outside the lock; topics and batches that need none of it
             // keep one lock round trip.
@@ -531,14 +543,18 @@ impl PartitionLog {
     /// ListOffsets by timestamp: the first offset whose record timestamp is at least
     /// `timestamp`, with that record's timestamp; `None` if there is none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ReadError> {
-        let slices: Vec<SegmentSlice> = {
+        let (slices, limit): (Vec<SegmentSlice>, u64) = {
             let state = self.lock();
-            state
+            let slices = state
                 .segments
                 .values()
                 .filter(|s| s.max_timestamp >= timestamp)
                 .map(|s| s.slice_from(s.position_for_timestamp(timestamp)))
-                .collect()
+                .collect();
+            (
+                slices,
+                super::records::decompressed_limit(state.config.max_message_bytes),
+            )
         };
         let log_start_offset = self.offsets().log_start_offset;
         for slice in slices {
@@ -547,11 +563,20 @@ impl PartitionLog {
                 if header.max_timestamp < timestamp || header.last_offset() < log_start_offset {
                     return Ok(true);
                 }
-                let whole = super::segment::read_at(&slice.reader, position, header.size)?;
-                found = first_record_at_or_after(whole, timestamp, log_start_offset).or(Some((
+                let batch_start = (
                     header.base_offset.max(log_start_offset),
                     header.max_timestamp,
-                )));
+                );
+                if header.is_log_append_time() {
+                    // Every record of a LogAppendTime batch has the batch's append time (the
+                    // records still carry the producer's CreateTime, which Kafka ignores too).
+                    found = Some(batch_start);
+                    return Ok(false);
+                }
+                let whole = super::segment::read_at(&slice.reader, position, header.size)?;
+                found =
+                    first_record_at_or_after(&whole, header, timestamp, log_start_offset, limit)
+                        .or(Some(batch_start));
                 Ok(false)
             })?;
             if found.is_some() {
@@ -572,20 +597,23 @@ impl PartitionLog {
     }
 
     /// Deletes whole segments past `retention_ms` (by their largest timestamp) or beyond
-    /// `retention_bytes`, never the active one, and advances the log start offset.
+    /// `retention_bytes`, oldest first, and advances the log start offset to the first segment
+    /// left. As in Kafka (`UnifiedLog.deleteOldSegments`), the active segment is deleted too
+    /// when it is due and holds data: a new empty one is rolled at the log end offset first,
+    /// so the log end offset stays put and earliest = latest.
     pub fn apply_retention(&self, now_ms: i64) -> io::Result<usize> {
         let doomed: Vec<Segment> = {
             let mut state = self.lock();
-            if state.offline.is_some() {
+            if state.deleted || state.offline.is_some() {
                 // An offline partition is left as found, for the operator.
                 return Ok(0);
             }
             let config = state.config.clone();
             let mut total: i64 = state.segments.values().map(|s| s.size as i64).sum();
             let mut doomed_bases = Vec::new();
-            let count = state.segments.len();
-            for (i, segment) in state.segments.values().enumerate() {
-                if i + 1 == count {
+            for segment in state.segments.values() {
+                if segment.is_empty() {
+                    // Only the active segment can be empty.
                     break;
                 }
                 let newest = if segment.max_timestamp >= 0 {
@@ -602,12 +630,25 @@ impl PartitionLog {
                 total -= segment.size as i64;
                 doomed_bases.push(segment.base_offset);
             }
+            if doomed_bases.len() == state.segments.len() {
+                let log_end_offset = state.log_end_offset;
+                let segment = Segment::create(&self.dir, log_end_offset, now_ms)?;
+                if let Some(active) = state.segments.values_mut().next_back() {
+                    active.seal();
+                }
+                state.dir_needs_sync = true;
+                state.segments.insert(log_end_offset, segment);
+            }
             let doomed: Vec<Segment> = doomed_bases
                 .iter()
                 .filter_map(|b| state.segments.remove(b))
                 .collect();
-            if let Some(first) = state.segments.keys().next().copied() {
-                state.log_start_offset = state.log_start_offset.max(first);
+            // Only deleting segments moves the start (to the new first segment): a head that
+            // compaction thinned out keeps it.
+            if !doomed.is_empty() {
+                if let Some(first) = state.segments.keys().next().copied() {
+                    state.log_start_offset = state.log_start_offset.max(first);
+                }
             }
             doomed
         };
@@ -654,6 +695,9 @@ impl PartitionLog {
             }
             if let Some(reason) = &state.offline {
                 return Err(DeleteRecordsError::Offline(reason.clone()));
+            }
+            if !state.config.delete {
+                return Err(DeleteRecordsError::PolicyViolation);
             }
             let target = if offset == -1 {
                 state.log_end_offset
@@ -770,9 +814,68 @@ impl PartitionLog {
                 state.segments.insert(base_offset, segment);
             }
             None => {
+                if state.segments.keys().next() == Some(&base_offset) {
+                    // The head keeps its base offset, which is the log start offset after a
+                    // restart: compaction must never move it (only retention and
+                    // DeleteRecords do, as in Kafka). The next closed segment takes its place.
+                    return self.merge_into_emptied_head(&mut state, base_offset, config, now_ms);
+                }
                 if let Some(segment) = state.segments.remove(&base_offset) {
                     segment.delete_files()?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first segment lost every record to compaction: its files take the contents of the
+    /// following closed segment under the head's name (`rename` replaces the head's `.log`
+    /// atomically, so a crash leaves either the old head and its successor, or the merged
+    /// head). Kafka gets the same effect by naming a group of cleaned segments after the first
+    /// one's base offset. When the successor is the active segment the head is left as it
+    /// was: a later pass merges it once the active segment has rolled.
+    fn merge_into_emptied_head(
+        &self,
+        state: &mut LogState,
+        head: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let active = state.segments.keys().next_back().copied();
+        let Some((next, next_end)) = state
+            .segments
+            .range(head + 1..)
+            .next()
+            .map(|(b, s)| (*b, s.next_offset))
+        else {
+            return Ok(());
+        };
+        // Relative offsets in the indexes are 32-bit; Kafka bounds a cleaner group the same way.
+        if Some(next) == active || next_end - 1 - head > i64::from(i32::MAX) {
+            return Ok(());
+        }
+        let stem = |base: i64| self.dir.join(super::segment::file_stem(base));
+        std::fs::rename(
+            stem(next).with_extension("log"),
+            stem(head).with_extension("log"),
+        )?;
+        File::open(&self.dir)?.sync_all()?;
+        // Until the merged head is open, the old segments keep serving from their open files.
+        let (mut segment, _) = Segment::open(
+            &self.dir,
+            head,
+            false,
+            config.index_interval_bytes,
+            &mut ProducerStateManager::default(),
+            now_ms,
+        )?;
+        segment.seal();
+        state.segments.remove(&next);
+        state.segments.insert(head, segment);
+        for ext in ["index", "timeindex"] {
+            match std::fs::remove_file(stem(next).with_extension(ext)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
         }
         Ok(())
@@ -892,59 +995,115 @@ impl PartitionLog {
 }
 
 /// Checks a produced batch against the topic and returns it as the topic stores it, when that
-/// differs from what the producer sent: a compacted topic refuses keyless records; the batch is
-/// recompressed to the topic's `compression.type` (producer fields, offsets and timestamps
-/// kept), and stamped with the append time under `message.timestamp.type=LogAppendTime`.
-/// `fix_max_timestamp`: the producer left the batch's max timestamp unset, so it is computed
-/// from the records (as Kafka's LogValidator does).
+/// differs from what the producer sent. Following Kafka's `LogValidator`: a compacted topic
+/// refuses keyless records; CreateTime timestamps must lie within
+/// `message.timestamp.before.max.ms` / `after.max.ms` of `now_ms` (a record with no
+/// timestamp, -1, is not checked), and one bad record rejects the whole batch, naming every bad
+/// record. The batch is recompressed to the topic's `compression.type` (producer fields,
+/// offsets and timestamps kept), and stamped with the append time under
+/// `message.timestamp.type=LogAppendTime`. `fix_max_timestamp`: the producer left the batch's
+/// max timestamp unset, so it is computed from the records.
+///
+/// Records are streamed with a bound on decompressed bytes (`records::decompressed_limit`);
+/// only recompression holds them all in memory, within the same bound.
 fn prepare_for_topic(
     batch: &[u8],
     config: &LogConfig,
     now_ms: i64,
     fix_max_timestamp: bool,
 ) -> Result<Option<Vec<u8>>, AppendError> {
+    use super::records::{self, RecordsError};
+    let records_error = |e: RecordsError| match e {
+        RecordsError::TooLarge { limit } => AppendError::DecompressedTooLarge { limit },
+        RecordsError::Malformed => AppendError::Corrupt(BatchError::MalformedRecords),
+    };
+    let header = BatchHeader::parse(batch)?;
+    let limit = records::decompressed_limit(config.max_message_bytes);
+    // (codec, the attribute bits a batch in that codec carries)
     let target = match config.compression.as_deref() {
         None => None,
-        Some("gzip") => Some(Compression::Gzip),
-        Some("snappy") => Some(Compression::Snappy),
-        Some("lz4") => Some(Compression::Lz4),
-        Some("zstd") => Some(Compression::Zstd),
-        Some(_) => Some(Compression::None),
+        Some("gzip") => Some((Compression::Gzip, 1)),
+        Some("snappy") => Some((Compression::Snappy, 2)),
+        Some("lz4") => Some((Compression::Lz4, 3)),
+        Some("zstd") => Some((Compression::Zstd, 4)),
+        Some(_) => Some((Compression::None, 0)),
     };
+    let check_timestamps = config.checks_timestamps();
+    let mut max_timestamp = None;
+    if config.compact || check_timestamps || fix_max_timestamp {
+        let (before_max_ms, after_max_ms) = config.timestamp_bounds_ms();
+        let mut keyless: Vec<(i32, String)> = Vec::new();
+        let mut out_of_range: Vec<(i32, String)> = Vec::new();
+        records::walk(batch, &header, limit, |record| {
+            if config.compact && !record.has_key {
+                keyless.push((
+                    record.index,
+                    "Compacted topic cannot accept message without key.".to_string(),
+                ));
+            }
+            let ts = record.timestamp;
+            if check_timestamps && ts != -1 {
+                if ts.saturating_sub(now_ms) > after_max_ms {
+                    out_of_range.push((
+                        record.index,
+                        format!(
+                            "Timestamp {ts} of message with offset {} is ahead of the server's \
+                             time. {ts} is after {}",
+                            record.offset_delta,
+                            now_ms.saturating_add(after_max_ms)
+                        ),
+                    ));
+                } else if now_ms.saturating_sub(ts) > before_max_ms {
+                    out_of_range.push((
+                        record.index,
+                        format!(
+                            "Timestamp {ts} of message with offset {} is out of range. The \
+                             timestamp should be within [{}, {}]",
+                            record.offset_delta,
+                            now_ms.saturating_sub(before_max_ms),
+                            now_ms.saturating_add(after_max_ms)
+                        ),
+                    ));
+                }
+            }
+            max_timestamp = max_timestamp.max(Some(ts));
+            true
+        })
+        .map_err(records_error)?;
+        if !out_of_range.is_empty() {
+            // Kafka reports every bad record and lets INVALID_TIMESTAMP win over keyless ones.
+            out_of_range.extend(keyless);
+            out_of_range.sort_by_key(|(index, _)| *index);
+            return Err(AppendError::InvalidTimestamp {
+                records: out_of_range,
+            });
+        }
+        if !keyless.is_empty() {
+            return Err(AppendError::NoKey {
+                records: keyless.into_iter().map(|(index, _)| index).collect(),
+            });
+        }
+    }
     let mut out: Option<Vec<u8>> = None;
-    if config.compact || target.is_some() || fix_max_timestamp {
-        let mut buf = Bytes::copy_from_slice(batch);
-        let set = RecordBatchDecoder::decode(&mut buf)
-            .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
-        if config.compact {
-            let keyless: Vec<i32> = (0..)
-                .zip(&set.records)
-                .filter(|(_, r)| r.key.is_none())
-                .map(|(i, _)| i)
-                .collect();
-            if !keyless.is_empty() {
-                return Err(AppendError::NoKey { records: keyless });
-            }
-        }
-        if let Some(target) = target.filter(|t| *t != set.compression) {
-            let mut encoded = bytes::BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut encoded,
-                &set.records,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: target,
-                },
-            )
-            .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
-            out = Some(encoded.to_vec());
-        }
-        if fix_max_timestamp {
-            if let Some(max) = set.records.iter().map(|r| r.timestamp).max() {
-                let mut bytes = out.unwrap_or_else(|| batch.to_vec());
-                batch::set_max_timestamp(&mut bytes, max);
-                out = Some(bytes);
-            }
+    if let Some((target, _)) = target.filter(|(_, bits)| *bits != header.compression()) {
+        let set = records::decode(batch, limit).map_err(records_error)?;
+        let mut encoded = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut encoded,
+            &set.records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: target,
+            },
+        )
+        .map_err(|_| AppendError::Corrupt(BatchError::MalformedRecords))?;
+        out = Some(encoded.to_vec());
+    }
+    if fix_max_timestamp {
+        if let Some(max) = max_timestamp {
+            let mut bytes = out.unwrap_or_else(|| batch.to_vec());
+            batch::set_max_timestamp(&mut bytes, max);
+            out = Some(bytes);
         }
     }
     if config.log_append_time {
@@ -955,19 +1114,29 @@ fn prepare_for_topic(
     Ok(out)
 }
 
-/// Decodes one stored batch (decompressing if needed) to find the first record with a
-/// timestamp at least `timestamp`. ListOffsets is not the hot path, so this is allowed here.
+/// Finds the first record of one stored batch with a timestamp at least `timestamp`,
+/// streaming its records (decompressing at most `limit` bytes, holding none of them);
+/// `None` when the walk fails or finds none, and the caller answers the batch's start.
 fn first_record_at_or_after(
-    batch: Bytes,
+    batch: &[u8],
+    header: &BatchHeader,
     timestamp: i64,
     log_start_offset: i64,
+    limit: u64,
 ) -> Option<(i64, i64)> {
-    let mut buf = batch;
-    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= timestamp && r.offset >= log_start_offset)
-        .map(|r| (r.offset, r.timestamp))
+    let mut found = None;
+    let walked = super::records::walk(batch, header, limit, |record| {
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        if record.timestamp >= timestamp && offset >= log_start_offset {
+            found = Some((offset, record.timestamp));
+            return false;
+        }
+        true
+    });
+    if walked.is_err() && found.is_none() {
+        return None;
+    }
+    found
 }
 
 #[cfg(test)]
@@ -976,7 +1145,7 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
     use crate::log::batch::tests::encode_batch;
-    use kafka_protocol::records::Compression;
+    use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
     fn config() -> Arc<LogConfig> {
         Arc::new(LogConfig {
@@ -1167,8 +1336,20 @@ mod tests {
         assert!(segments > 2);
         assert_eq!(log.apply_retention(5_000)?, 0);
         let deleted = log.apply_retention(100_000)?;
-        assert_eq!(deleted, segments - 1);
-        assert!(log.offsets().log_start_offset > 0);
+        assert_eq!(deleted, segments, "the expired active segment goes too");
+        assert_eq!(log.offsets().log_start_offset, 40);
+        assert_eq!(log.offsets().high_watermark, 40, "the log end offset stays");
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(
+            log.apply_retention(200_000)?,
+            0,
+            "an empty active segment stays"
+        );
+        assert_eq!(
+            log.append(&encode_batch(&[b"x"], Compression::None)?, 0)?
+                .base_offset,
+            40
+        );
         assert!(matches!(
             log.read(0, 100),
             Err(ReadError::OffsetOutOfRange { .. })

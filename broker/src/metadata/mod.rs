@@ -102,6 +102,25 @@ impl MetadataImage {
 
 /// Kafka's topic name rules (`Topic.validate`): 1..=249 characters of `[a-zA-Z0-9._-]`,
 /// not `.` or `..`.
+/// Kafka refuses a topic whose name equals an existing one once '.' and '_' are treated alike
+/// (`Topic.hasCollision`): both map to the same metric names.
+fn check_collision<V>(
+    topics: &std::collections::BTreeMap<String, V>,
+    name: &str,
+) -> Result<(), MetadataError> {
+    let normalized = name.replace('.', "_");
+    if topics
+        .keys()
+        .any(|t| t != name && t.replace('.', "_") == normalized)
+    {
+        return Err(MetadataError::InvalidTopicName {
+            name: name.to_string(),
+            reason: "collides with an existing topic ('.' and '_' name the same metrics)",
+        });
+    }
+    Ok(())
+}
+
 pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
     let invalid = |reason| MetadataError::InvalidTopicName {
         name: name.to_string(),
@@ -187,10 +206,11 @@ impl MetadataStore {
         if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
             return Err(MetadataError::InvalidPartitions(partitions));
         }
-        if self.image().topics.contains_key(name) {
+        let image = self.image();
+        if image.topics.contains_key(name) {
             return Err(MetadataError::TopicExists(name.to_string()));
         }
-        Ok(())
+        check_collision(&image.topics, name)
     }
 
     pub fn create_topic(
@@ -204,6 +224,7 @@ impl MetadataStore {
             if image.topics.contains_key(name) {
                 return Err(MetadataError::TopicExists(name.to_string()));
             }
+            check_collision(&image.topics, name)?;
             let record = Arc::new(TopicRecord {
                 name: name.to_string(),
                 id: Uuid::new_v4(),
