@@ -102,7 +102,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
     if bytes >= min_bytes || failed || max_wait.is_zero() || receivers.is_empty() {
         return Reply::Now(encode(&response, version));
     }
-    Reply::Later(Box::pin(async move {
+    Reply::Wait(Box::pin(async move {
         let mut receivers = receivers;
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
