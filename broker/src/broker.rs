@@ -150,8 +150,10 @@ pub fn log_config_for(
 impl Broker {
     /// Opens the data directory and recovers every partition. Blocking.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
+        // The log directories are locked first: nothing in them, metadata included, is read
+        // or repaired while another broker may be using them.
+        let logs = LogManager::open_dirs(&config.log_dirs)?;
         let metadata = MetadataStore::open(&config.log_dir, config.node_id)?;
-        let logs = LogManager::open(&config.log_dir)?;
         let image = metadata.image();
         let now_ms = clock.now_ms();
         for topic in image.topics.values() {

@@ -222,7 +222,10 @@ pub struct BrokerConfig {
     pub node_id: i32,
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
+    /// The first entry of `log.dirs`: partitions and metadata live here.
     pub log_dir: PathBuf,
+    /// Every entry of `log.dirs`; each is locked at start.
+    pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub auto_create_topics_enable: bool,
     pub delete_topic_enable: bool,
@@ -399,11 +402,25 @@ impl BrokerConfig {
                 })
                 .collect(),
         };
-        let log_dir = props
-            .get("log.dirs")
-            .or_else(|| props.get("log.dir"))
-            .unwrap_or("strom-data");
-        let log_dir = log_dir.split(',').next().unwrap_or("strom-data").trim();
+        // Kafka: log.dirs beats log.dir; a comma-separated list. An empty list is an error
+        // (it would otherwise mean the working directory).
+        let (dirs_key, dirs_value) = match props.get("log.dirs") {
+            Some(v) => ("log.dirs", v),
+            None => ("log.dir", props.get("log.dir").unwrap_or("strom-data")),
+        };
+        let log_dirs: Vec<PathBuf> = dirs_value
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        let Some(log_dir) = log_dirs.first().cloned() else {
+            return Err(ConfigError::Invalid {
+                key: dirs_key.into(),
+                value: dirs_value.into(),
+                reason: "a comma-separated list of one or more directories".into(),
+            });
+        };
 
         // Kafka: log.retention.ms beats .minutes beats .hours; -1 means unlimited.
         let retention_ms = if let Some(ms) = parse_optional::<i64>(props, "log.retention.ms")? {
@@ -510,7 +527,8 @@ impl BrokerConfig {
             },
             listeners,
             advertised_listeners,
-            log_dir: PathBuf::from(log_dir),
+            log_dir,
+            log_dirs,
             num_partitions: at_least("num.partitions", parse(props, "num.partitions")?, 1)?,
             auto_create_topics_enable: parse(props, "auto.create.topics.enable")?,
             delete_topic_enable: parse(props, "delete.topic.enable")?,

@@ -22,7 +22,7 @@ pub fn append_error(e: &AppendError) -> ResponseError {
             ResponseError::OutOfOrderSequenceNumber
         }
         AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
-        AppendError::Io(_) => ResponseError::KafkaStorageError,
+        AppendError::Io(_) | AppendError::Offline(_) => ResponseError::KafkaStorageError,
     }
 }
 
@@ -30,7 +30,7 @@ pub fn read_error(e: &ReadError) -> ResponseError {
     match e {
         ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         ReadError::Deleted => ResponseError::UnknownTopicOrPartition,
-        ReadError::Io(_) => ResponseError::KafkaStorageError,
+        ReadError::Io(_) | ReadError::Offline(_) => ResponseError::KafkaStorageError,
     }
 }
 

@@ -55,7 +55,8 @@ pub fn delete_records(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -
                                             DeleteRecordsError::Deleted => {
                                                 ResponseError::UnknownTopicOrPartition
                                             }
-                                            DeleteRecordsError::Io(_) => {
+                                            DeleteRecordsError::Io(_)
+                                            | DeleteRecordsError::Offline(_) => {
                                                 ResponseError::KafkaStorageError
                                             }
                                         }

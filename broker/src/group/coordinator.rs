@@ -553,11 +553,32 @@ fn replay(log: &PartitionLog, manager: &mut GroupManager, now_ms: i64) -> usize 
         };
         let before = offset;
         while !bytes.is_empty() {
+            let batch_bytes = bytes.clone();
             let batch = match RecordBatchDecoder::decode(&mut bytes) {
                 Ok(batch) => batch,
                 Err(e) => {
-                    tracing::error!(partition = %log.topic_partition, offset, error = %e, "undecodable batch in the offsets topic; groups after this point are not loaded");
-                    return count;
+                    // A damaged batch (a flipped byte fails its CRC) costs the records in it,
+                    // not every later commit: skip it by its header, as long as the header
+                    // still says where the next batch starts.
+                    match crate::log::batch::BatchHeader::parse(&batch_bytes) {
+                        Ok(header) if header.size <= batch_bytes.len() => {
+                            tracing::error!(
+                                partition = %log.topic_partition,
+                                first_offset = header.base_offset,
+                                last_offset = header.last_offset(),
+                                error = %e,
+                                "skipping an undecodable batch in the offsets topic; the group \
+                                 records in it are lost"
+                            );
+                            offset = offset.max(header.last_offset() + 1);
+                            bytes = batch_bytes.slice(header.size..);
+                            continue;
+                        }
+                        _ => {
+                            tracing::error!(partition = %log.topic_partition, offset, error = %e, "undecodable batch in the offsets topic; groups after this point are not loaded");
+                            return count;
+                        }
+                    }
                 }
             };
             for record in batch.records {

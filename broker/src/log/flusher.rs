@@ -17,6 +17,9 @@ pub const MAX_QUEUED_FLUSH_REQUESTS: usize = 65_536;
 
 pub type FlushResult = Result<(), Arc<std::io::Error>>;
 
+/// How a file is made durable: `fdatasync` (`File::sync_data`); tests inject failures here.
+pub type SyncFn = fn(&std::fs::File) -> std::io::Result<()>;
+
 struct FlushRequest {
     log: Arc<PartitionLog>,
     up_to: i64,
@@ -36,10 +39,15 @@ impl std::fmt::Debug for Flusher {
 
 impl Flusher {
     pub fn start() -> std::io::Result<Flusher> {
+        Self::start_with(std::fs::File::sync_data)
+    }
+
+    /// A flusher that makes files durable with `sync` (fault injection in tests).
+    pub fn start_with(sync: SyncFn) -> std::io::Result<Flusher> {
         let (queue, requests) = mpsc::sync_channel(MAX_QUEUED_FLUSH_REQUESTS);
         std::thread::Builder::new()
             .name("strom-flusher".into())
-            .spawn(move || run(requests))?;
+            .spawn(move || run(requests, sync))?;
         Ok(Flusher { queue })
     }
 
@@ -73,7 +81,7 @@ impl Flusher {
     }
 }
 
-fn run(requests: mpsc::Receiver<FlushRequest>) {
+fn run(requests: mpsc::Receiver<FlushRequest>, sync: SyncFn) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         while let Ok(more) = requests.try_recv() {
@@ -85,7 +93,7 @@ fn run(requests: mpsc::Receiver<FlushRequest>) {
             if results.contains_key(&key) {
                 continue;
             }
-            results.insert(key, flush_log(&request.log));
+            results.insert(key, flush_log(&request.log, sync));
         }
         for request in batch {
             let result = results
@@ -105,19 +113,21 @@ fn run(requests: mpsc::Receiver<FlushRequest>) {
     }
 }
 
-fn flush_log(log: &PartitionLog) -> FlushResult {
-    let Some(work) = log.flush_work() else {
-        return Ok(());
+fn flush_log(log: &PartitionLog, sync: SyncFn) -> FlushResult {
+    let work = match log.flush_work() {
+        Ok(Some(work)) => work,
+        Ok(None) => return Ok(()),
+        Err(reason) => return Err(Arc::new(std::io::Error::other(reason))),
     };
     for file in &work.files {
-        if let Err(e) = file.sync_data() {
-            tracing::error!(partition = %log.topic_partition, error = %e, "fsync failed");
+        if let Err(e) = sync(file) {
+            log.flush_failed(work, &e);
             return Err(Arc::new(e));
         }
     }
     if let Some(dir) = &work.dir {
-        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-            tracing::error!(partition = %log.topic_partition, error = %e, "directory fsync failed");
+        if let Err(e) = std::fs::File::open(dir).and_then(|d| sync(&d)) {
+            log.flush_failed(work, &e);
             return Err(Arc::new(e));
         }
     }

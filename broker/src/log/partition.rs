@@ -20,7 +20,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::batch::{self, BatchError, BatchHeader};
-use super::segment::{Segment, SegmentSlice};
+use super::segment::{Segment, SegmentSlice, WriteError};
 use crate::config::LogConfig;
 use crate::txn::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
 
@@ -67,6 +67,10 @@ pub enum AppendError {
     Sequence(#[from] SequenceError),
     #[error("the partition was deleted")]
     Deleted,
+    /// A write or fsync failed in a way that leaves the log's durable state unknown, or
+    /// recovery found corruption: the partition takes no more appends until a restart.
+    #[error("the partition is offline: {0}")]
+    Offline(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -81,6 +85,8 @@ pub enum ReadError {
     },
     #[error("the partition was deleted")]
     Deleted,
+    #[error("the partition is offline: {0}")]
+    Offline(String),
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -91,6 +97,8 @@ pub enum DeleteRecordsError {
     OffsetOutOfRange { offset: i64, high_watermark: i64 },
     #[error("the partition was deleted")]
     Deleted,
+    #[error("the partition is offline: {0}")]
+    Offline(String),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -125,6 +133,9 @@ struct LogState {
     dir_needs_sync: bool,
     messages_since_flush: i64,
     deleted: bool,
+    /// Why the partition is offline (a failed fsync, a write that could not be undone,
+    /// corruption found at open); `None` while it serves.
+    offline: Option<String>,
     /// Closed segments below this base offset were compacted by the last cleaner pass.
     cleaned_up_to: i64,
 }
@@ -160,8 +171,17 @@ impl PartitionLog {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Opens (or creates) the partition directory and recovers its segments. Segments at or
-    /// above `recovery_point` are CRC-checked and truncated at the first invalid batch.
+    /// Opens (or creates) the partition directory and recovers its segments.
+    ///
+    /// Segments holding data at or above `recovery_point` (the offset below which everything
+    /// was fsynced; `i64::MAX` after a clean shutdown) are CRC-checked. Damage is judged by
+    /// where it starts:
+    /// - at or above the recovery point it is a torn tail left by a crash, which never held an
+    ///   acknowledged acks=all record: the log is cut there and later segments removed, as
+    ///   Kafka's recovery does;
+    /// - below it, the data was on stable storage, so the damage is corruption: nothing is
+    ///   cut or deleted, and the partition opens offline (`KAFKA_STORAGE_ERROR`) with an error
+    ///   naming the file, the byte position and the offsets affected.
     pub fn open(
         dir: &Path,
         topic_partition: TopicPartition,
@@ -186,11 +206,14 @@ impl PartitionLog {
         base_offsets.sort_unstable();
         let mut producers = ProducerStateManager::default();
         let mut segments = BTreeMap::new();
-        let mut truncated = false;
+        let mut offline: Option<String> = None;
+        // Set when a torn tail ends the log: later segments are removed.
+        let mut torn = false;
         for (i, &base) in base_offsets.iter().enumerate() {
-            if truncated {
-                // Everything after a torn segment is unreachable: remove it, as Kafka does.
-                tracing::warn!(%topic_partition, base, "deleting segment after a truncated one");
+            if torn {
+                // Everything after a torn tail is unreachable and was never fsynced (it lies
+                // above the recovery point): remove it, as Kafka does.
+                tracing::warn!(%topic_partition, base, "deleting a segment after a torn tail");
                 for ext in ["log", "index", "timeindex"] {
                     let _ = std::fs::remove_file(
                         dir.join(format!("{}.{ext}", super::segment::file_stem(base))),
@@ -208,46 +231,93 @@ impl PartitionLog {
                 &mut producers,
                 now_ms,
             )?;
-            if recovered.truncated_bytes > 0 {
-                tracing::warn!(
-                    %topic_partition,
-                    segment = base,
-                    bytes = recovered.truncated_bytes,
-                    "truncated torn or invalid bytes at the end of a segment"
-                );
-                truncated = true;
+            let file = dir.join(format!("{}.log", super::segment::file_stem(base)));
+            let mut damage: Option<String> = None;
+            if let Some(reason) = recovered.reason {
+                damage = Some(format!(
+                    "{} holds {reason} at byte {} ({} bytes from there to the end of the file \
+                     not readable)",
+                    file.display(),
+                    segment.size,
+                    recovered.invalid_bytes
+                ));
             }
             if let Some(next) = next_base {
-                if segment.next_offset > next {
-                    tracing::warn!(%topic_partition, base, "segment overlaps the next one");
-                    truncated = true;
+                if damage.is_none() && segment.next_offset > next {
+                    damage = Some(format!(
+                        "{} holds offsets up to {}, past the next segment's base {next}",
+                        file.display(),
+                        segment.next_offset - 1
+                    ));
                 }
                 // A segment is only rolled once it holds data, so an empty one before another
-                // lost its data in a crash; later offsets would leave a gap, so the log ends
-                // here. (acks=-1 data is never among them: the flusher syncs rolled segments
-                // before the active one.)
-                if segment.is_empty() {
-                    tracing::warn!(%topic_partition, base, "empty segment before another: log ends here");
-                    truncated = true;
+                // lost its data (acks=-1 data is never among it: the flusher syncs rolled
+                // segments before the active one).
+                if damage.is_none() && segment.is_empty() {
+                    damage = Some(format!(
+                        "{} is empty but another segment follows it",
+                        file.display()
+                    ));
+                }
+            }
+            if let Some(damage) = damage {
+                // Where the readable data of this segment ends; everything from there on is
+                // what the damage costs.
+                let damaged_from = segment.next_offset;
+                if damaged_from >= recovery_point {
+                    tracing::warn!(
+                        %topic_partition,
+                        recovery_point,
+                        log_end_offset = damaged_from,
+                        "{damage}; above the recovery point this is a torn tail from a crash: \
+                         the log ends here"
+                    );
+                    if recovered.invalid_bytes > 0 {
+                        segment.truncate_file()?;
+                    }
+                    torn = true;
+                } else {
+                    let message = format!(
+                        "{damage}; offsets from {damaged_from} on were fsynced (recovery point \
+                         {recovery_point}), so this is corruption, not a torn write: the \
+                         partition stays offline and nothing was deleted. Move the damaged \
+                         segment and every later one out of the directory to accept the loss \
+                         of those offsets, then restart"
+                    );
+                    tracing::error!(%topic_partition, "{message}");
+                    offline = Some(message);
+                    segments.insert(base, segment);
+                    break;
                 }
             }
             segments.insert(base, segment);
         }
         let last = segments.keys().next_back().copied();
         for (base, segment) in segments.iter_mut() {
-            if Some(*base) != last {
+            if Some(*base) != last || offline.is_some() {
                 segment.seal();
             }
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now_ms)?);
         }
-        debug_assert!(segments.values().rev().skip(1).all(|s| !s.is_empty()));
+        debug_assert!(offline.is_some() || segments.values().rev().skip(1).all(|s| !s.is_empty()));
         let log_start_offset = segments.keys().next().copied().unwrap_or(0);
         let log_end_offset = segments
             .values()
             .next_back()
             .map_or(0, |s| s.next_offset.max(s.base_offset));
+        if offline.is_none() && recovery_point != i64::MAX && recovery_point > log_end_offset {
+            let message = format!(
+                "the log ends at offset {log_end_offset} but its checkpoint says everything \
+                 below {recovery_point} was fsynced: segment files were truncated or removed \
+                 outside the broker. The partition stays offline so that offsets already \
+                 handed out are not reused; remove its line from \
+                 recovery-point-offset-checkpoint to accept the loss, then restart"
+            );
+            tracing::error!(%topic_partition, "{message}");
+            offline = Some(message);
+        }
         Ok(PartitionLog {
             topic_partition,
             dir: dir.to_path_buf(),
@@ -262,6 +332,7 @@ impl PartitionLog {
                 dir_needs_sync: true,
                 messages_since_flush: 0,
                 deleted: false,
+                offline,
                 cleaned_up_to: 0,
             }),
             appended: watch::Sender::new(log_end_offset),
@@ -312,6 +383,9 @@ impl PartitionLog {
         if state.deleted {
             return Err(AppendError::Deleted);
         }
+        if let Some(reason) = &state.offline {
+            return Err(AppendError::Offline(reason.clone()));
+        }
         let config = state.config.clone();
         if header.size > config.max_message_bytes.max(0) as usize {
             return Err(AppendError::TooLarge {
@@ -345,7 +419,17 @@ impl PartitionLog {
             .values_mut()
             .next_back()
             .ok_or_else(|| io::Error::other("partition has no segment"))?;
-        active.append(&header, records, config.index_interval_bytes)?;
+        match active.append(&header, records, config.index_interval_bytes) {
+            Ok(()) => {}
+            // Nothing of the batch stayed: the log is as it was, offsets included.
+            Err(WriteError::RolledBack(e)) => return Err(AppendError::Io(e)),
+            Err(e @ WriteError::Damaged { .. }) => {
+                let reason = format!("an append could not be undone: {e}");
+                tracing::error!(partition = %self.topic_partition, "{reason}; partition offline until a restart recovers it");
+                state.offline = Some(reason.clone());
+                return Err(AppendError::Offline(reason));
+            }
+        }
         state.log_end_offset = header.last_offset() + 1;
         state.producers.record(&header);
         state.messages_since_flush += i64::from(header.record_count);
@@ -383,6 +467,9 @@ impl PartitionLog {
             let state = self.lock();
             if state.deleted {
                 return Err(ReadError::Deleted);
+            }
+            if let Some(reason) = &state.offline {
+                return Err(ReadError::Offline(reason.clone()));
             }
             if offset < state.log_start_offset || offset > state.log_end_offset {
                 return Err(ReadError::OffsetOutOfRange {
@@ -469,6 +556,10 @@ impl PartitionLog {
     pub fn apply_retention(&self, now_ms: i64) -> io::Result<usize> {
         let doomed: Vec<Segment> = {
             let mut state = self.lock();
+            if state.offline.is_some() {
+                // An offline partition is left as found, for the operator.
+                return Ok(0);
+            }
             let config = state.config.clone();
             let mut total: i64 = state.segments.values().map(|s| s.size as i64).sum();
             let mut doomed_bases = Vec::new();
@@ -516,10 +607,20 @@ impl PartitionLog {
 
     /// Puts back a log start offset recorded before a restart (DeleteRecords moves it inside
     /// a segment, which the segment files alone do not show).
+    /// A checkpointed offset past the log end cannot be right (the checkpoint is damaged or
+    /// from another log): it is ignored with a warning rather than hiding every record.
     pub fn restore_log_start_offset(&self, offset: i64) {
         let mut state = self.lock();
-        let restored = offset.min(state.log_end_offset);
-        state.log_start_offset = state.log_start_offset.max(restored);
+        if offset > state.log_end_offset {
+            tracing::warn!(
+                partition = %self.topic_partition,
+                checkpoint = offset,
+                log_end_offset = state.log_end_offset,
+                "log-start-offset-checkpoint is past the end of the log; ignored"
+            );
+            return;
+        }
+        state.log_start_offset = state.log_start_offset.max(offset);
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (-1: the high watermark) and
@@ -530,6 +631,9 @@ impl PartitionLog {
             let mut state = self.lock();
             if state.deleted {
                 return Err(DeleteRecordsError::Deleted);
+            }
+            if let Some(reason) = &state.offline {
+                return Err(DeleteRecordsError::Offline(reason.clone()));
             }
             let target = if offset == -1 {
                 state.log_end_offset
@@ -577,7 +681,7 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Option<(Arc<LogConfig>, Vec<super::cleaner::CleanableSegment>)> {
         let state = self.lock();
-        if state.deleted || !state.config.compact {
+        if state.deleted || state.offline.is_some() || !state.config.compact {
             return None;
         }
         let config = state.config.clone();
@@ -670,11 +774,16 @@ impl PartitionLog {
         self.lock().producers.summaries()
     }
 
-    /// What must be synced to make everything appended so far durable; `None` if it already is.
-    pub fn flush_work(&self) -> Option<FlushWork> {
+    /// What must be synced to make everything appended so far durable; `Ok(None)` if it
+    /// already is; `Err` (the reason) when the partition is offline, since nothing can be
+    /// promised about data written after a failed fsync.
+    pub fn flush_work(&self) -> Result<Option<FlushWork>, String> {
         let mut state = self.lock();
+        if let Some(reason) = &state.offline {
+            return Err(reason.clone());
+        }
         if state.flushed_offset >= state.log_end_offset && !state.dir_needs_sync {
-            return None;
+            return Ok(None);
         }
         let mut files = std::mem::take(&mut state.unflushed_files);
         if let Some(active) = state.segments.values().next_back() {
@@ -682,11 +791,35 @@ impl PartitionLog {
         }
         let dir = std::mem::take(&mut state.dir_needs_sync).then(|| self.dir.clone());
         state.messages_since_flush = 0;
-        Some(FlushWork {
+        Ok(Some(FlushWork {
             files,
             dir,
             up_to: state.log_end_offset,
-        })
+        }))
+    }
+
+    /// An fsync of `work` failed. After a failed fsync the kernel may have dropped the dirty
+    /// pages and reports the error once, so a retry that succeeds proves nothing
+    /// ("fsyncgate"): the partition goes offline and no offset past `flushed_offset` is ever
+    /// acknowledged. A restart recovers from the last recovery point. The files stay listed,
+    /// so nothing that needed a sync is forgotten.
+    pub fn flush_failed(&self, work: FlushWork, error: &io::Error) {
+        let mut state = self.lock();
+        let reason = format!(
+            "fsync failed ({error}); offsets from {} on are not known to be durable",
+            state.flushed_offset
+        );
+        tracing::error!(partition = %self.topic_partition, "{reason}; partition offline until a restart recovers it");
+        state.offline.get_or_insert(reason);
+        let mut files = work.files;
+        files.append(&mut state.unflushed_files);
+        state.unflushed_files = files;
+        state.dir_needs_sync |= work.dir.is_some();
+    }
+
+    /// Why the partition is offline, if it is.
+    pub fn offline_reason(&self) -> Option<String> {
+        self.lock().offline.clone()
     }
 
     pub fn mark_flushed(&self, up_to: i64) {
@@ -709,6 +842,16 @@ impl PartitionLog {
         };
         self.appended.send_modify(|_| {});
         segments.into_values().collect()
+    }
+
+    /// Test hook: see `Segment::make_files_read_only`.
+    #[cfg(test)]
+    pub(crate) fn make_active_segment_read_only(&self, log_too: bool) -> io::Result<()> {
+        let mut state = self.lock();
+        match state.segments.values_mut().next_back() {
+            Some(active) => active.make_files_read_only(log_too),
+            None => Ok(()),
+        }
     }
 
     pub fn segment_count(&self) -> usize {

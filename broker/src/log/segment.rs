@@ -4,14 +4,20 @@
 //!
 //! Invariants: batches in the file are complete and their offsets increase; `next_offset` is one
 //! past the last offset stored; index entries increase in both fields. The in-memory indexes are
-//! the truth; the index files are rebuilt from the `.log` whenever a segment is opened.
+//! the truth; the index files are derived data, rebuilt from the `.log` whenever a segment is
+//! opened, so a failed index write is logged and never fails an append.
+//!
+//! One file descriptor per segment for the `.log` (appends and positional reads share it), plus
+//! the two index files while the segment is active.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use thiserror::Error;
 
 use super::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::txn::producer_state::ProducerStateManager;
@@ -33,17 +39,38 @@ fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Re
     Ok(())
 }
 
-/// A segment's read handle. Reads seek and read under its lock so that the buffer can be
-/// filled from uninitialised capacity (`read_to_end`) instead of being zeroed first.
-pub type Reader = Arc<Mutex<File>>;
+/// A segment's read handle: the `.log` file itself, read with positional reads (`pread`), so
+/// readers share it without a lock and without a descriptor of their own.
+pub type Reader = Arc<File>;
 
 /// Reads exactly `len` bytes at `position`, or fewer if the file ends first.
 pub fn read_at(reader: &Reader, position: u64, len: usize) -> io::Result<Bytes> {
-    let mut file = reader.lock().unwrap_or_else(|e| e.into_inner());
-    file.seek(SeekFrom::Start(position))?;
-    let mut buf = Vec::with_capacity(len);
-    (&mut *file).take(len as u64).read_to_end(&mut buf)?;
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match reader.read_at(&mut buf[filled..], position + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
     Ok(Bytes::from(buf))
+}
+
+/// A failed append, by what it left in the file.
+#[derive(Debug, Error)]
+pub enum WriteError {
+    /// Nothing of the batch stayed in the file: the segment is as it was.
+    #[error("write failed: {0}")]
+    RolledBack(io::Error),
+    /// The write failed and the file could not be cut back: it may end in a partial batch.
+    #[error("write failed ({write}) and the segment could not be cut back ({truncate})")]
+    Damaged {
+        write: io::Error,
+        truncate: io::Error,
+    },
 }
 
 #[derive(Debug)]
@@ -54,7 +81,6 @@ pub struct Segment {
     pub max_timestamp: i64,
     pub created_ms: i64,
     log: Arc<File>,
-    reader: Reader,
     log_path: PathBuf,
     index: Vec<(u32, u32)>,
     time_index: Vec<(i64, u32)>,
@@ -62,17 +88,23 @@ pub struct Segment {
     index_file: Option<File>,
     time_index_file: Option<File>,
     bytes_since_index: u64,
+    /// An index file write failed once (logged); the in-memory index carries on.
+    index_write_failed: bool,
 }
 
 /// What opening an existing segment found.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Bytes cut off the end because they were torn or invalid.
-    pub truncated_bytes: u64,
+    /// Bytes at the end of the file, from the first torn or invalid batch on, that the segment
+    /// does not include. The file still holds them: the caller decides whether they are a torn
+    /// tail to cut (`Segment::truncate_file`) or damage to report.
+    pub invalid_bytes: u64,
+    /// Why the scan stopped early, when it did.
+    pub reason: Option<&'static str>,
 }
 
 impl Segment {
-    fn open_files(dir: &Path, base_offset: i64) -> io::Result<(File, File, PathBuf, File, File)> {
+    fn open_files(dir: &Path, base_offset: i64) -> io::Result<(File, PathBuf, File, File)> {
         let stem = file_stem(base_offset);
         let log_path = dir.join(format!("{stem}.log"));
         let log = OpenOptions::new()
@@ -80,7 +112,6 @@ impl Segment {
             .append(true)
             .create(true)
             .open(&log_path)?;
-        let reader = File::open(&log_path)?;
         let index_file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -91,33 +122,26 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(dir.join(format!("{stem}.timeindex")))?;
-        Ok((log, reader, log_path, index_file, time_index_file))
+        Ok((log, log_path, index_file, time_index_file))
     }
 
+    /// Creates a new, empty segment. If any of its files cannot be created, none is left
+    /// behind (a stray empty segment would otherwise be found at the next start).
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let (log, reader, log_path, index_file, time_index_file) =
-            Self::open_files(dir, base_offset)?;
-        log.set_len(0)?;
-        Ok(Segment {
-            base_offset,
-            next_offset: base_offset,
-            size: 0,
-            max_timestamp: -1,
-            created_ms: now_ms,
-            log: Arc::new(log),
-            reader: Arc::new(Mutex::new(reader)),
-            log_path,
-            index: Vec::new(),
-            time_index: Vec::new(),
-            index_file: Some(index_file),
-            time_index_file: Some(time_index_file),
-            bytes_since_index: 0,
-        })
+        let created = Self::create_without_truncate(dir, base_offset, now_ms)
+            .and_then(|segment| segment.log.set_len(0).map(|()| segment));
+        if created.is_err() {
+            let stem = file_stem(base_offset);
+            for ext in ["log", "index", "timeindex"] {
+                let _ = std::fs::remove_file(dir.join(format!("{stem}.{ext}")));
+            }
+        }
+        created
     }
 
     /// Opens an existing segment, walking its batches to rebuild the indexes and the producer
-    /// state. With `validate`, every batch's CRC is checked too; the file is truncated at the
-    /// first torn or invalid batch.
+    /// state. With `validate`, every batch's CRC is checked too. The segment ends before the
+    /// first torn or invalid batch; the file is left as it is (see `Recovered`).
     pub fn open(
         dir: &Path,
         base_offset: i64,
@@ -131,37 +155,46 @@ impl Segment {
         let mut position = 0u64;
         let mut recovered = Recovered::default();
         while position < file_len {
-            let header_bytes = read_at(&segment.reader, position, HEADER_BYTES)?;
+            let header_bytes = read_at(&segment.log, position, HEADER_BYTES)?;
             let header = match BatchHeader::parse(&header_bytes) {
                 Ok(h) => h,
-                Err(_) => break,
+                Err(_) => {
+                    recovered.reason = Some("an unreadable batch header");
+                    break;
+                }
             };
-            if position + header.size as u64 > file_len || header.base_offset < segment.next_offset
-            {
+            if position + header.size as u64 > file_len {
+                recovered.reason = Some("a batch that runs past the end of the file");
+                break;
+            }
+            if header.base_offset < segment.next_offset || header.base_offset < base_offset {
+                recovered.reason = Some("a batch whose offsets go backwards");
                 break;
             }
             if validate {
-                let whole = read_at(&segment.reader, position, header.size)?;
+                let whole = read_at(&segment.log, position, header.size)?;
                 if batch::validate_stored(&whole).is_err() {
+                    recovered.reason = Some("a batch that fails its CRC or length checks");
                     break;
                 }
             }
-            segment.index_batch(&header, position, index_interval_bytes)?;
+            segment.index_batch(&header, position, index_interval_bytes);
             producers.record(&header);
             position += header.size as u64;
             segment.size = position;
         }
-        if position < file_len {
-            recovered.truncated_bytes = file_len - position;
-            segment.log.set_len(position)?;
-            segment.log.sync_all()?;
-        }
+        recovered.invalid_bytes = file_len - position;
         Ok((segment, recovered))
     }
 
+    /// Cuts the file back to the batches the segment holds (a torn tail found at open), durably.
+    pub fn truncate_file(&self) -> io::Result<()> {
+        self.log.set_len(self.size)?;
+        self.log.sync_all()
+    }
+
     fn create_without_truncate(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let (log, reader, log_path, index_file, time_index_file) =
-            Self::open_files(dir, base_offset)?;
+        let (log, log_path, index_file, time_index_file) = Self::open_files(dir, base_offset)?;
         Ok(Segment {
             base_offset,
             next_offset: base_offset,
@@ -169,41 +202,56 @@ impl Segment {
             max_timestamp: -1,
             created_ms: now_ms,
             log: Arc::new(log),
-            reader: Arc::new(Mutex::new(reader)),
             log_path,
             index: Vec::new(),
             time_index: Vec::new(),
             index_file: Some(index_file),
             time_index_file: Some(time_index_file),
             bytes_since_index: 0,
+            index_write_failed: false,
         })
     }
 
+    /// Writes an index entry to its file. A failure is logged once and the file abandoned:
+    /// the in-memory index is the truth and the file is rebuilt at the next open.
+    fn write_index_entry(&mut self, time_index: bool, entry: &[u8]) {
+        let file = if time_index {
+            &mut self.time_index_file
+        } else {
+            &mut self.index_file
+        };
+        let Some(handle) = file else {
+            return;
+        };
+        if let Err(e) = handle.write_all(entry) {
+            *file = None;
+            if !std::mem::replace(&mut self.index_write_failed, true) {
+                tracing::warn!(
+                    segment = %self.log_path.display(),
+                    error = %e,
+                    "index file write failed; the segment keeps its index in memory and the \
+                     file is rebuilt at the next start"
+                );
+            }
+        }
+    }
+
     /// Updates the indexes and counters for a batch now stored at `position`.
-    fn index_batch(
-        &mut self,
-        header: &BatchHeader,
-        position: u64,
-        index_interval_bytes: u64,
-    ) -> io::Result<()> {
+    fn index_batch(&mut self, header: &BatchHeader, position: u64, index_interval_bytes: u64) {
         let relative = (header.base_offset - self.base_offset) as u32;
         if self.index.is_empty() || self.bytes_since_index >= index_interval_bytes {
             self.index.push((relative, position as u32));
             let mut entry = [0u8; 8];
             entry[..4].copy_from_slice(&relative.to_be_bytes());
             entry[4..].copy_from_slice(&(position as u32).to_be_bytes());
-            if let Some(file) = &mut self.index_file {
-                file.write_all(&entry)?;
-            }
+            self.write_index_entry(false, &entry);
             if header.max_timestamp > self.time_index.last().map_or(-1, |e| e.0) {
                 let last_relative = (header.last_offset() - self.base_offset) as u32;
                 self.time_index.push((header.max_timestamp, last_relative));
                 let mut entry = [0u8; 12];
                 entry[..8].copy_from_slice(&header.max_timestamp.to_be_bytes());
                 entry[8..].copy_from_slice(&last_relative.to_be_bytes());
-                if let Some(file) = &mut self.time_index_file {
-                    file.write_all(&entry)?;
-                }
+                self.write_index_entry(true, &entry);
             }
             self.bytes_since_index = 0;
         }
@@ -211,19 +259,20 @@ impl Segment {
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
         debug_assert!(header.last_offset() >= self.next_offset);
         self.next_offset = header.last_offset() + 1;
-        Ok(())
     }
 
     /// Appends one batch as the client sent it (`bytes`), with the broker-assigned
     /// `header.base_offset` and partition leader epoch 0 written over the first 16 bytes.
     /// Neither field is covered by the CRC. On a failed write the file is cut back, so a
-    /// partial batch never stays behind.
+    /// partial batch never stays behind; if even that fails, `WriteError::Damaged` says so and
+    /// the caller must stop appending here. Index files are derived: their failures are not
+    /// the append's.
     pub fn append(
         &mut self,
         header: &BatchHeader,
         bytes: &[u8],
         index_interval_bytes: u64,
-    ) -> io::Result<()> {
+    ) -> Result<(), WriteError> {
         debug_assert_eq!(header.size, bytes.len());
         debug_assert!(header.base_offset >= self.next_offset);
         let position = self.size;
@@ -231,12 +280,28 @@ impl Segment {
         prefix[..8].copy_from_slice(&header.base_offset.to_be_bytes());
         prefix[8..12].copy_from_slice(&bytes[8..12]);
         let mut slices = [IoSlice::new(&prefix), IoSlice::new(&bytes[16..])];
-        if let Err(e) = write_all_vectored(&self.log, &mut slices) {
-            let _ = self.log.set_len(position);
-            return Err(e);
+        if let Err(write) = write_all_vectored(&self.log, &mut slices) {
+            return match self.log.set_len(position) {
+                Ok(()) => Err(WriteError::RolledBack(write)),
+                Err(truncate) => Err(WriteError::Damaged { write, truncate }),
+            };
         }
         self.size += bytes.len() as u64;
-        self.index_batch(header, position, index_interval_bytes)
+        self.index_batch(header, position, index_interval_bytes);
+        Ok(())
+    }
+
+    /// Test hook: swaps the index files (or the `.log` too) for read-only handles, so the
+    /// next write to them fails with a real error from the OS.
+    #[cfg(test)]
+    pub(crate) fn make_files_read_only(&mut self, log_too: bool) -> io::Result<()> {
+        let stem = self.log_path.with_extension("");
+        self.index_file = Some(File::open(stem.with_extension("index"))?);
+        self.time_index_file = Some(File::open(stem.with_extension("timeindex"))?);
+        if log_too {
+            self.log = Arc::new(File::open(&self.log_path)?);
+        }
+        Ok(())
     }
 
     /// Closes the index files of a segment that will not be appended to again.
@@ -256,7 +321,7 @@ impl Segment {
     /// A view of the bytes from `start` to the current end, readable without the log's lock.
     pub fn slice_from(&self, start: u64) -> SegmentSlice {
         SegmentSlice {
-            reader: self.reader.clone(),
+            reader: self.log.clone(),
             start,
             end: self.size,
         }
