@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::clock::Clock;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
-use crate::log::{LogManager, PartitionLog, TopicPartition};
+use crate::log::{LogManager, Opening, PartitionLog, TopicPartition};
 use crate::metadata::topic_configs::topic_config_def;
 use crate::metadata::{MetadataError, MetadataStore, TopicRecord, MAX_PARTITIONS_PER_TOPIC};
 use crate::txn::producer_ids::ProducerIdAllocator;
@@ -33,6 +33,8 @@ pub struct Broker {
     /// Exists once the offsets topic does: created by the first FindCoordinator, as in Kafka.
     groups: OnceLock<Arc<GroupCoordinator>>,
     creating_groups: Mutex<()>,
+    /// Held across a topic's create, delete or create-partitions (`lock_topic_lifecycle`).
+    topic_lifecycle: Mutex<()>,
 }
 
 /// Applies a topic's config overrides to the broker's log defaults.
@@ -163,17 +165,28 @@ impl Broker {
             for partition in 0..topic.partitions {
                 logs.open_partition(
                     &TopicPartition::new(topic.name.clone(), partition),
+                    topic.id,
+                    Opening::Existing,
                     log_config.clone(),
                     now_ms,
                 )?;
             }
         }
-        for tp in logs.partition_dirs_on_disk()? {
-            let known = image
+        for (tp, topic_id) in logs.partition_dirs_on_disk()? {
+            let owner = image
                 .topic(&tp.topic)
-                .is_some_and(|t| tp.partition < t.partitions);
-            if !known {
-                tracing::warn!(partition = %tp, "directory of a partition that no topic owns; left alone");
+                .filter(|t| tp.partition < t.partitions);
+            match (owner, topic_id) {
+                (Some(_), _) => {}
+                // Its topic id names no topic: a delete a crash interrupted. Finish it, so a
+                // later topic of the same name can never meet these files.
+                (None, Some(id)) if image.topic_by_id(&id).is_none() => {
+                    tracing::info!(partition = %tp, topic_id = %id, "finishing the delete of a removed topic's partition");
+                    logs.remove_stray(&tp)?;
+                }
+                _ => {
+                    tracing::warn!(partition = %tp, "directory of a partition that no topic owns; left alone")
+                }
             }
         }
         let producer_ids = ProducerIdAllocator::new(image.producer_id_block_end);
@@ -185,6 +198,7 @@ impl Broker {
             producer_ids,
             groups: OnceLock::new(),
             creating_groups: Mutex::new(()),
+            topic_lifecycle: Mutex::new(()),
         };
         if let Some(topic) = image.topic(OFFSETS_TOPIC) {
             let coordinator = broker.new_group_coordinator(topic.partitions)?;
@@ -257,6 +271,16 @@ impl Broker {
         self.logs.get(&TopicPartition::new(topic, partition))
     }
 
+    /// Serializes create, delete and create-partitions, so the metadata change and the
+    /// partition logs of one are done before another starts: a topic re-created while its
+    /// predecessor is being deleted gets every one of its logs, and neither touches the
+    /// other's files.
+    fn lock_topic_lifecycle(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.topic_lifecycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Creates a topic and its partition logs. Blocking (fsyncs metadata).
     pub fn create_topic(
         &self,
@@ -265,11 +289,14 @@ impl Broker {
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicRecord>, MetadataError> {
         let log_config = Arc::new(log_config_for(&self.config.log, &configs)?);
+        let _lifecycle = self.lock_topic_lifecycle();
         let record = self.metadata.create_topic(name, partitions, configs)?;
         let now_ms = self.clock.now_ms();
         for partition in 0..partitions {
             self.logs.open_partition(
                 &TopicPartition::new(name, partition),
+                record.id,
+                Opening::New,
                 log_config.clone(),
                 now_ms,
             )?;
@@ -302,6 +329,7 @@ impl Broker {
         name: &str,
         partitions: i32,
     ) -> Result<Arc<TopicRecord>, MetadataError> {
+        let _lifecycle = self.lock_topic_lifecycle();
         let current = self
             .metadata
             .image()
@@ -315,6 +343,8 @@ impl Broker {
         for partition in current.partitions..partitions.min(MAX_PARTITIONS_PER_TOPIC) {
             self.logs.open_partition(
                 &TopicPartition::new(name, partition),
+                current.id,
+                Opening::New,
                 log_config.clone(),
                 now_ms,
             )?;
@@ -326,10 +356,11 @@ impl Broker {
 
     /// Deletes a topic and its data. Blocking.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
+        let _lifecycle = self.lock_topic_lifecycle();
         let record = self.metadata.delete_topic(name)?;
         for partition in 0..record.partitions {
             self.logs
-                .remove_partition(&TopicPartition::new(name, partition))?;
+                .remove_partition(&TopicPartition::new(name, partition), record.id)?;
         }
         if let Some(groups) = self.groups.get() {
             groups.remove_topic_offsets(name);

@@ -498,3 +498,185 @@ fn commit_racing_a_topic_delete_never_reaches_the_next_incarnation() {
     }
     eprintln!("{refused} of {ROUNDS} racing commits were refused");
 }
+
+const RACE_PARTITIONS: i32 = 32;
+
+/// One produce request with `value` to every partition of `topic`; the error codes.
+fn produce_everywhere(client: &mut Client, topic: &str, value: &[u8]) -> Vec<i16> {
+    let response = client
+        .call(
+            9,
+            &ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![produce_request::TopicProduceData::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_data(
+                        (0..RACE_PARTITIONS)
+                            .map(|p| {
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(p)
+                                    .with_records(Some(batch(
+                                        &[value],
+                                        None,
+                                        kafka_protocol::records::Compression::None,
+                                    )))
+                            })
+                            .collect(),
+                    )]),
+        )
+        .expect("produce");
+    response.responses[0]
+        .partition_responses
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
+}
+
+/// Every partition's records from offset 0, concatenated per partition.
+fn fetch_everything(client: &mut Client, topic: &str) -> Vec<(i16, Bytes)> {
+    let response = client
+        .call(
+            11,
+            &FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(0)
+                .with_max_bytes(50 << 20)
+                .with_session_epoch(-1)
+                .with_topics(vec![fetch_request::FetchTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_partitions(
+                        (0..RACE_PARTITIONS)
+                            .map(|p| {
+                                fetch_request::FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(0)
+                                    .with_partition_max_bytes(1 << 20)
+                            })
+                            .collect(),
+                    )]),
+        )
+        .expect("fetch");
+    response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.records.clone().unwrap_or_default()))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Row 4 of issue 18: DeleteTopics racing CreateTopics of the same name. Afterwards every
+/// partition of the new topic takes produce and serves only its own records.
+#[test]
+fn delete_racing_create_of_the_same_name_leaves_a_whole_new_topic() {
+    let broker = BrokerProcess::start(&[]);
+    let mut admin = broker.client();
+    let topic = "reborn";
+    create(&mut admin, topic, RACE_PARTITIONS);
+    let addr = broker.addr;
+    for round in 0..20 {
+        let old = format!("incarnation-{round:03}");
+        let new = format!("incarnation-{:03}", round + 1);
+        assert!(
+            produce_everywhere(&mut admin, topic, old.as_bytes())
+                .iter()
+                .all(|c| *c == 0),
+            "round {round}: the current topic takes produce"
+        );
+        let creator = std::thread::spawn(move || {
+            let mut client = Client::connect(addr).expect("connect");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let response = client
+                    .call(5, &create_request(topic, RACE_PARTITIONS))
+                    .expect("create");
+                match response.topics[0].error_code {
+                    0 => return,
+                    // TOPIC_ALREADY_EXISTS until the delete went through.
+                    36 if Instant::now() < deadline => continue,
+                    code => panic!("create answered {code}"),
+                }
+            }
+        });
+        let deleted = admin.call(5, &delete_request(topic)).expect("delete");
+        assert_eq!(deleted.responses[0].error_code, 0, "round {round}");
+        creator.join().expect("creator");
+        assert_eq!(describe(&mut admin, topic), (0, RACE_PARTITIONS as usize));
+        let codes = produce_everywhere(&mut admin, topic, new.as_bytes());
+        assert!(
+            codes.iter().all(|c| *c == 0),
+            "round {round}: produce to the new topic answered {codes:?}"
+        );
+        for (partition, (code, records)) in fetch_everything(&mut admin, topic).iter().enumerate() {
+            assert_eq!(*code, 0, "round {round}, partition {partition}");
+            assert!(
+                contains(records, new.as_bytes()),
+                "round {round}, partition {partition}: the new record is missing"
+            );
+            assert!(
+                !contains(records, old.as_bytes()),
+                "round {round}, partition {partition}: a record of the deleted topic is served"
+            );
+        }
+    }
+}
+
+/// A delete interrupted by a crash (the topic left the metadata, its directories did not)
+/// finishes at the next start: a topic later created with the name starts empty.
+#[test]
+fn a_delete_interrupted_by_a_crash_finishes_at_the_next_start() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut admin = broker.client();
+    create(&mut admin, "interrupted", 1);
+    produce(&mut admin, "interrupted", &[b"before the delete"]);
+    let dir = broker.log_dir().join("interrupted-0");
+    assert!(
+        dir.join("partition.metadata").exists(),
+        "the partition directory names its topic id"
+    );
+    let kept = broker.data.path().join("kept-interrupted-0");
+    copy_dir(&dir, &kept);
+    let deleted = admin
+        .call(5, &delete_request("interrupted"))
+        .expect("delete");
+    assert_eq!(deleted.responses[0].error_code, 0);
+    drop(admin);
+    broker.stop();
+    // What a crash between the metadata write and the directory removal leaves behind.
+    copy_dir(&kept, &dir);
+    broker.start_again();
+    assert!(
+        !dir.exists(),
+        "the interrupted delete was finished at start"
+    );
+    let mut admin = broker.client();
+    create(&mut admin, "interrupted", 1);
+    assert_eq!(earliest(&mut admin, "interrupted"), 0);
+    let response = admin
+        .call(
+            7,
+            &ListOffsetsRequest::default().with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(topic_name("interrupted"))
+                    .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1)]),
+            ]),
+        )
+        .expect("list offsets");
+    assert_eq!(
+        response.topics[0].partitions[0].offset, 0,
+        "the new topic starts empty"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}

@@ -634,6 +634,8 @@ mod tests {
             .map(|p| {
                 logs.open_partition(
                     &TopicPartition::new("__consumer_offsets", p),
+                    uuid::Uuid::from_u128(1),
+                    crate::log::Opening::Existing,
                     log_config(),
                     clock.now_ms(),
                 )
