@@ -35,6 +35,8 @@ pub struct Broker {
     creating_groups: Mutex<()>,
     /// Held across a topic's create, delete or create-partitions (`lock_topic_lifecycle`).
     topic_lifecycle: Mutex<()>,
+    /// Turns true when the broker starts to stop (`begin_stop`).
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// Applies a topic's config overrides to the broker's log defaults.
@@ -199,6 +201,7 @@ impl Broker {
             groups: OnceLock::new(),
             creating_groups: Mutex::new(()),
             topic_lifecycle: Mutex::new(()),
+            stop: tokio::sync::watch::Sender::new(false),
         };
         if let Some(topic) = image.topic(OFFSETS_TOPIC) {
             let coordinator = broker.new_group_coordinator(topic.partitions)?;
@@ -375,25 +378,55 @@ impl Broker {
             .next(|block_end| self.metadata.reserve_producer_ids(block_end))
     }
 
-    /// One cleaner pass over every compacted partition. Blocking.
+    /// Starts the stop: long polls answer at once, and the cleaner and retention end at their
+    /// next batch or partition boundary.
+    pub fn begin_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Turns true when the broker starts to stop.
+    pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// One cleaner pass over every compacted partition. Blocking; ends early when stopping.
     pub fn clean_logs(&self) {
         let now_ms = self.clock.now_ms();
-        let mut throttle =
-            crate::log::cleaner::Throttle::new(self.config.log_cleaner_io_max_bytes_per_second);
+        let mut throttle = crate::log::cleaner::Throttle::new(
+            self.config.log_cleaner_io_max_bytes_per_second,
+            self.stop_signal(),
+        );
         for log in self.logs.all() {
+            if throttle.stopping() {
+                return;
+            }
             if !log.config().compact {
                 continue;
             }
-            if let Err(e) = crate::log::cleaner::clean(&log, now_ms, &mut throttle) {
-                tracing::error!(partition = %log.topic_partition, error = %e, "compaction failed");
+            match crate::log::cleaner::clean(&log, now_ms, &mut throttle) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    tracing::info!(partition = %log.topic_partition, "compaction pass stopped: the broker is stopping");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(partition = %log.topic_partition, error = %e, "compaction failed")
+                }
             }
         }
     }
 
-    /// Deletes expired segments everywhere. Blocking.
+    /// Deletes expired segments everywhere. Blocking; ends early when stopping.
     pub fn apply_retention(&self) {
         let now_ms = self.clock.now_ms();
         for log in self.logs.all() {
+            if self.is_stopping() {
+                return;
+            }
             if let Err(e) = log.apply_retention(now_ms) {
                 tracing::error!(partition = %log.topic_partition, error = %e, "retention failed");
             }

@@ -26,6 +26,8 @@ use crate::broker::Broker;
 
 /// Requests whose responses are not yet written, per connection.
 pub const MAX_IN_FLIGHT_REQUESTS: usize = 64;
+/// How long a stopping broker waits for a connection's owed answers before closing it.
+pub const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Bytes of the fixed part of every request header: api key, version, correlation id.
 const FIXED_HEADER_BYTES: usize = 8;
 
@@ -63,23 +65,21 @@ pub async fn run(
     let (queue, outgoing) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT_REQUESTS);
     let writer_task = tokio::spawn(write_responses(writer, outgoing, id));
     let max_frame = broker.config.socket_request_max_bytes;
-    // Whether responses still owed should be written before closing: yes after a protocol
-    // error (earlier requests were fine), no when the client is gone or the broker stops.
-    let finish_owed = loop {
+    let ending = loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max_frame) => frame,
-            _ = shutdown.changed() => break false,
+            _ = shutdown.changed() => break Ending::BrokerStopping,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
-            Ok(None) => break false,
+            Ok(None) => break Ending::ClientGone,
             Err(FrameError::Disconnected(e)) => {
                 tracing::info!(connection = id, %peer, error = %e, "client went away");
-                break false;
+                break Ending::ClientGone;
             }
             Err(FrameError::Invalid(reason)) => {
                 tracing::warn!(connection = id, %peer, reason, "closing connection");
-                break true;
+                break Ending::ProtocolError;
             }
         };
         match dispatch(&broker, frame, id, peer) {
@@ -88,26 +88,47 @@ pub async fn run(
                     outgoing.pending = Pending::Ready(apply(effect).await);
                 }
                 if queue.send(outgoing).await.is_err() {
-                    break false;
+                    break Ending::ClientGone;
                 }
             }
             Ok(None) => {}
             Err(reason) => {
                 tracing::warn!(connection = id, %peer, reason, "closing connection");
-                break true;
+                break Ending::ProtocolError;
             }
         }
     };
     drop(queue);
-    if finish_owed {
-        let _ = writer_task.await;
-    } else {
+    match ending {
+        // Earlier requests were fine: their answers are owed.
+        Ending::ProtocolError => {
+            let _ = writer_task.await;
+        }
+        // The answers owed are written, within a bound; long polls answer at once when the
+        // broker stops (see api::fetch), so this is usually quick.
+        Ending::BrokerStopping => {
+            let abort = writer_task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_DRAIN, writer_task)
+                .await
+                .is_err()
+            {
+                tracing::info!(connection = id, %peer, "answers still waiting at shutdown dropped");
+                abort.abort();
+            }
+        }
         // Only waiting is abandoned here (long polls, fsync waits, rebalances): every effect
-        // already happened at dispatch or ran in its own task. Dropping the waits at once keeps
-        // a departed client from holding partitions (and their files) alive.
-        writer_task.abort();
+        // already happened at dispatch or ran in its own task. Dropping the waits at once
+        // keeps a departed client from holding partitions (and their files) alive.
+        Ending::ClientGone => writer_task.abort(),
     }
     tracing::debug!(connection = id, %peer, "connection closed");
+}
+
+/// Why the read loop ended.
+enum Ending {
+    ClientGone,
+    ProtocolError,
+    BrokerStopping,
 }
 
 enum FrameError {
