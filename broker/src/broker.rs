@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::clock::Clock;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
-use crate::log::{LogManager, PartitionLog, TopicPartition};
+use crate::log::{LogManager, Opening, PartitionLog, TopicPartition};
 use crate::metadata::topic_configs::topic_config_def;
 use crate::metadata::{MetadataError, MetadataStore, TopicRecord, MAX_PARTITIONS_PER_TOPIC};
 use crate::txn::producer_ids::ProducerIdAllocator;
@@ -33,6 +33,10 @@ pub struct Broker {
     /// Exists once the offsets topic does: created by the first FindCoordinator, as in Kafka.
     groups: OnceLock<Arc<GroupCoordinator>>,
     creating_groups: Mutex<()>,
+    /// Held across a topic's create, delete or create-partitions (`lock_topic_lifecycle`).
+    topic_lifecycle: Mutex<()>,
+    /// Turns true when the broker starts to stop (`begin_stop`).
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// Applies a topic's config overrides to the broker's log defaults.
@@ -227,17 +231,28 @@ impl Broker {
             for partition in 0..topic.partitions {
                 logs.open_partition(
                     &TopicPartition::new(topic.name.clone(), partition),
+                    topic.id,
+                    Opening::Existing,
                     log_config.clone(),
                     now_ms,
                 )?;
             }
         }
-        for tp in logs.partition_dirs_on_disk()? {
-            let known = image
+        for (tp, topic_id) in logs.partition_dirs_on_disk()? {
+            let owner = image
                 .topic(&tp.topic)
-                .is_some_and(|t| tp.partition < t.partitions);
-            if !known {
-                tracing::warn!(partition = %tp, "directory of a partition that no topic owns; left alone");
+                .filter(|t| tp.partition < t.partitions);
+            match (owner, topic_id) {
+                (Some(_), _) => {}
+                // Its topic id names no topic: a delete a crash interrupted. Finish it, so a
+                // later topic of the same name can never meet these files.
+                (None, Some(id)) if image.topic_by_id(&id).is_none() => {
+                    tracing::info!(partition = %tp, topic_id = %id, "finishing the delete of a removed topic's partition");
+                    logs.remove_stray(&tp)?;
+                }
+                _ => {
+                    tracing::warn!(partition = %tp, "directory of a partition that no topic owns; left alone")
+                }
             }
         }
         let producer_ids = ProducerIdAllocator::new(image.producer_id_block_end);
@@ -249,6 +264,8 @@ impl Broker {
             producer_ids,
             groups: OnceLock::new(),
             creating_groups: Mutex::new(()),
+            topic_lifecycle: Mutex::new(()),
+            stop: tokio::sync::watch::Sender::new(false),
         };
         if let Some(topic) = image.topic(OFFSETS_TOPIC) {
             let coordinator = broker.new_group_coordinator(topic.partitions)?;
@@ -332,6 +349,16 @@ impl Broker {
         }
     }
 
+    /// Serializes create, delete and create-partitions, so the metadata change and the
+    /// partition logs of one are done before another starts: a topic re-created while its
+    /// predecessor is being deleted gets every one of its logs, and neither touches the
+    /// other's files.
+    fn lock_topic_lifecycle(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.topic_lifecycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Creates a topic and its partition logs. Blocking (fsyncs metadata).
     pub fn create_topic(
         &self,
@@ -340,14 +367,36 @@ impl Broker {
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicRecord>, MetadataError> {
         let log_config = Arc::new(log_config_for(&self.config.log, &configs)?);
+        let _lifecycle = self.lock_topic_lifecycle();
+        self.metadata.validate_new_topic(name, partitions)?;
+        self.logs
+            .check_open_file_budget(usize::try_from(partitions).unwrap_or(0))
+            .map_err(MetadataError::ResourceLimit)?;
         let record = self.metadata.create_topic(name, partitions, configs)?;
         let now_ms = self.clock.now_ms();
         for partition in 0..partitions {
-            self.logs.open_partition(
+            let opened = self.logs.open_partition(
                 &TopicPartition::new(name, partition),
+                record.id,
+                Opening::New,
                 log_config.clone(),
                 now_ms,
-            )?;
+            );
+            if let Err(e) = opened {
+                // The topic is only in the metadata if all of it exists: undo, so that a
+                // failed create leaves nothing a restart would have to open.
+                tracing::error!(topic = name, partition, error = %e, "cannot create a partition log; the topic is not created");
+                for created in 0..partition {
+                    let tp = TopicPartition::new(name, created);
+                    if let Err(e) = self.logs.remove_partition(&tp, record.id) {
+                        tracing::error!(partition = %tp, error = %e, "cannot remove a partition of a failed create");
+                    }
+                }
+                if let Err(e) = self.metadata.delete_topic(name) {
+                    tracing::error!(topic = name, error = %e, "cannot take a failed create out of the metadata");
+                }
+                return Err(e.into());
+            }
         }
         tracing::info!(topic = name, partitions, id = %record.id, "created topic");
         Ok(record)
@@ -377,6 +426,7 @@ impl Broker {
         name: &str,
         partitions: i32,
     ) -> Result<Arc<TopicRecord>, MetadataError> {
+        let _lifecycle = self.lock_topic_lifecycle();
         let current = self
             .metadata
             .image()
@@ -385,14 +435,30 @@ impl Broker {
             .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let log_config = Arc::new(log_config_for(&self.config.log, &current.configs)?);
         let now_ms = self.clock.now_ms();
+        let new_partitions = current.partitions..partitions.min(MAX_PARTITIONS_PER_TOPIC);
+        self.logs
+            .check_open_file_budget(new_partitions.len())
+            .map_err(MetadataError::ResourceLimit)?;
         // Logs first: a crash in between leaves directories no topic owns yet, which a retry
         // reuses, rather than a topic whose partitions have no log.
-        for partition in current.partitions..partitions.min(MAX_PARTITIONS_PER_TOPIC) {
-            self.logs.open_partition(
+        for partition in new_partitions.clone() {
+            let opened = self.logs.open_partition(
                 &TopicPartition::new(name, partition),
+                current.id,
+                Opening::New,
                 log_config.clone(),
                 now_ms,
-            )?;
+            );
+            if let Err(e) = opened {
+                tracing::error!(topic = name, partition, error = %e, "cannot create a partition log; no partition added");
+                for created in new_partitions.start..partition {
+                    let tp = TopicPartition::new(name, created);
+                    if let Err(e) = self.logs.remove_partition(&tp, current.id) {
+                        tracing::error!(partition = %tp, error = %e, "cannot remove a partition of a failed create");
+                    }
+                }
+                return Err(e.into());
+            }
         }
         let record = self.metadata.grow_topic(name, partitions)?;
         tracing::info!(topic = name, partitions, "added partitions");
@@ -401,10 +467,11 @@ impl Broker {
 
     /// Deletes a topic and its data. Blocking.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicRecord>, MetadataError> {
+        let _lifecycle = self.lock_topic_lifecycle();
         let record = self.metadata.delete_topic(name)?;
         for partition in 0..record.partitions {
             self.logs
-                .remove_partition(&TopicPartition::new(name, partition))?;
+                .remove_partition(&TopicPartition::new(name, partition), record.id)?;
         }
         if let Some(groups) = self.groups.get() {
             groups.remove_topic_offsets(name);
@@ -419,25 +486,55 @@ impl Broker {
             .next(|block_end| self.metadata.reserve_producer_ids(block_end))
     }
 
-    /// One cleaner pass over every compacted partition. Blocking.
+    /// Starts the stop: long polls answer at once, and the cleaner and retention end at their
+    /// next batch or partition boundary.
+    pub fn begin_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Turns true when the broker starts to stop.
+    pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// One cleaner pass over every compacted partition. Blocking; ends early when stopping.
     pub fn clean_logs(&self) {
         let now_ms = self.clock.now_ms();
-        let mut throttle =
-            crate::log::cleaner::Throttle::new(self.config.log_cleaner_io_max_bytes_per_second);
+        let mut throttle = crate::log::cleaner::Throttle::new(
+            self.config.log_cleaner_io_max_bytes_per_second,
+            self.stop_signal(),
+        );
         for log in self.logs.all() {
+            if throttle.stopping() {
+                return;
+            }
             if !log.config().compact {
                 continue;
             }
-            if let Err(e) = crate::log::cleaner::clean(&log, now_ms, &mut throttle) {
-                tracing::error!(partition = %log.topic_partition, error = %e, "compaction failed");
+            match crate::log::cleaner::clean(&log, now_ms, &mut throttle) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    tracing::info!(partition = %log.topic_partition, "compaction pass stopped: the broker is stopping");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(partition = %log.topic_partition, error = %e, "compaction failed")
+                }
             }
         }
     }
 
-    /// Deletes expired segments everywhere. Blocking.
+    /// Deletes expired segments everywhere. Blocking; ends early when stopping.
     pub fn apply_retention(&self) {
         let now_ms = self.clock.now_ms();
         for log in self.logs.all() {
+            if self.is_stopping() {
+                return;
+            }
             if let Err(e) = log.apply_retention(now_ms) {
                 tracing::error!(partition = %log.topic_partition, error = %e, "retention failed");
             }

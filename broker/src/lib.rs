@@ -96,7 +96,13 @@ pub async fn run(
         }
     });
     shutdown.await;
+    // The stop sequence (docs/ARCHITECTURE.md): stop accepting; let every connection finish
+    // the requests it read and write the answers owed, within `SHUTDOWN_DRAIN` (long polls
+    // answer at once); meanwhile the cleaner and retention end at their next batch; then
+    // flush every partition and mark the shutdown clean.
     tracing::info!("shutting down");
+    let started = std::time::Instant::now();
+    broker.begin_stop();
     let _ = stop.send(true);
     for server in servers {
         let _ = server.await;
@@ -108,10 +114,11 @@ pub async fn run(
     }
     let _ = group_timers.await;
     let _ = time_flushes.await;
-    // Give connections a moment to write what they owe.
-    tokio::time::sleep(Duration::from_millis(100)).await;
     tokio::task::spawn_blocking(move || broker.logs.shutdown()).await??;
-    tracing::info!("shutdown complete");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "shutdown complete"
+    );
     Ok(())
 }
 

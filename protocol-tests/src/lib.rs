@@ -161,6 +161,13 @@ impl BrokerProcess {
         self.spawn();
     }
 
+    /// Starts the broker again after `stop` (on the same data directory and port).
+    pub fn start_again(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
     /// SIGTERM (clean shutdown), then start again.
     pub fn stop_and_restart(&mut self) {
         let _ = self.stop();

@@ -34,7 +34,7 @@ pub fn create_topics(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
     };
     let version = ctx.version;
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let results = blocking(move || {
             request
                 .topics
@@ -140,7 +140,7 @@ pub fn delete_topics(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
             .map(|t| (t.name.as_ref().map(|n| n.as_str().to_string()), t.topic_id)),
     );
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let results = blocking(move || {
             wanted
                 .into_iter()
@@ -212,7 +212,7 @@ pub fn create_partitions(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes
     };
     let version = ctx.version;
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let results = blocking(move || {
             let mut seen = std::collections::HashSet::new();
             request

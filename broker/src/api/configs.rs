@@ -205,7 +205,7 @@ pub fn alter_configs(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
     };
     let version = ctx.version;
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let mut responses = Vec::with_capacity(request.resources.len());
         for resource in request.resources {
             let outcome = match refuse_broker(resource.resource_type) {
@@ -348,7 +348,7 @@ pub fn incremental_alter_configs(broker: &Arc<Broker>, ctx: &RequestContext, bod
     };
     let version = ctx.version;
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let mut responses = Vec::with_capacity(request.resources.len());
         for resource in request.resources {
             let topic = resource.resource_name.to_string();

@@ -45,6 +45,8 @@ pub fn metadata_error(e: &MetadataError) -> ResponseError {
         MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         MetadataError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        // Not retriable, and the message says which limit: as a broker-side policy would.
+        MetadataError::ResourceLimit(_) => ResponseError::PolicyViolation,
         MetadataError::Io(_) | MetadataError::Corrupt(_) => ResponseError::KafkaStorageError,
     }
 }

@@ -102,7 +102,9 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
     if bytes >= min_bytes || failed || max_wait.is_zero() || receivers.is_empty() {
         return Reply::Now(encode(&response, version));
     }
-    Reply::Later(Box::pin(async move {
+    // A stopping broker answers long polls at once with what they have.
+    let mut stopping = broker.stop_signal();
+    Reply::Wait(Box::pin(async move {
         let mut receivers = receivers;
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
@@ -112,6 +114,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             let timed_out = tokio::select! {
                 _ = changed => false,
                 _ = tokio::time::sleep_until(deadline) => true,
+                _ = stopping.wait_for(|stop| *stop) => true,
             };
             let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
             if timed_out || failed || bytes >= min_bytes {

@@ -79,7 +79,8 @@ pub fn find_coordinator(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
     };
     let key_type = request.key_type;
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    // Creating the offsets topic is an effect: it runs to completion even if the client leaves.
+    Reply::Apply(Box::pin(async move {
         let error = match key_type {
             KEY_TYPE_GROUP => {
                 let b = broker.clone();
@@ -163,8 +164,9 @@ pub fn join_group(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Re
             return Reply::Now(encode(&response, version));
         }
     };
-    Reply::Later(Box::pin(async move {
-        let result = coordinator.join(join).await;
+    let joined = coordinator.join(join);
+    Reply::Wait(Box::pin(async move {
+        let result = joined.await;
         let mut response = JoinGroupResponse::default()
             .with_error_code(result.error.map_or(0, code))
             .with_generation_id(result.generation_id)
@@ -217,8 +219,9 @@ pub fn sync_group(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Re
             return Reply::Now(encode(&response, version));
         }
     };
-    Reply::Later(Box::pin(async move {
-        let result = coordinator.sync(sync).await;
+    let synced = coordinator.sync(sync);
+    Reply::Wait(Box::pin(async move {
+        let result = synced.await;
         let mut response = SyncGroupResponse::default()
             .with_error_code(result.error.map_or(0, code))
             .with_assignment(result.assignment);
@@ -271,32 +274,30 @@ pub fn leave_group(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> R
         }
     };
     let group_id = request.group_id.to_string();
-    Reply::Later(Box::pin(async move {
-        let result = coordinator.leave(&group_id, &leaving).await;
-        let response = match result {
-            Err(e) => LeaveGroupResponse::default().with_error_code(code(e)),
-            Ok(results) if version >= 3 => LeaveGroupResponse::default().with_members(
-                leaving
-                    .into_iter()
-                    .zip(results)
-                    .map(|(m, r)| {
-                        MemberResponse::default()
-                            .with_member_id(s(m.member_id))
-                            .with_group_instance_id(m.group_instance_id.map(s))
-                            .with_error_code(r.err().map_or(0, code))
-                    })
-                    .collect(),
-            ),
-            Ok(results) => LeaveGroupResponse::default().with_error_code(
-                results
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.err())
-                    .map_or(0, code),
-            ),
-        };
-        encode(&response, version)
-    }))
+    let result = coordinator.leave(&group_id, &leaving);
+    let response = match result {
+        Err(e) => LeaveGroupResponse::default().with_error_code(code(e)),
+        Ok(results) if version >= 3 => LeaveGroupResponse::default().with_members(
+            leaving
+                .into_iter()
+                .zip(results)
+                .map(|(m, r)| {
+                    MemberResponse::default()
+                        .with_member_id(s(m.member_id))
+                        .with_group_instance_id(m.group_instance_id.map(s))
+                        .with_error_code(r.err().map_or(0, code))
+                })
+                .collect(),
+        ),
+        Ok(results) => LeaveGroupResponse::default().with_error_code(
+            results
+                .into_iter()
+                .next()
+                .and_then(|r| r.err())
+                .map_or(0, code),
+        ),
+    };
+    Reply::Now(encode(&response, version))
 }
 
 pub fn offset_commit(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
@@ -392,34 +393,23 @@ fn commit_offsets(
     version: i16,
     response_version: i16,
 ) -> Reply {
-    let image = broker.metadata.image();
-    // Partitions of unknown topics are answered here; the rest go to the coordinator.
-    let mut offsets = Vec::new();
-    let mut refused: Vec<(String, i32, i16)> = Vec::new();
-    for topic in &request.topics {
-        let known = image.topic(&topic.name).map(|t| t.partitions);
-        for p in &topic.partitions {
-            if known.is_some_and(|n| (0..n).contains(&p.partition_index)) {
-                offsets.push(CommitOffset {
-                    topic: topic.name.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: if version >= 6 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                });
-            } else {
-                refused.push((
-                    topic.name.to_string(),
-                    p.partition_index,
-                    ResponseError::UnknownTopicOrPartition.code(),
-                ));
-            }
-        }
-    }
+    let offsets: Vec<CommitOffset> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |p| CommitOffset {
+                topic: topic.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
     let order: Vec<(String, Vec<i32>)> = request
         .topics
         .iter()
@@ -442,12 +432,30 @@ fn commit_offsets(
         },
         offsets,
     };
-    let coordinator = coordinator(broker);
-    Reply::Later(Box::pin(async move {
-        let outcome = match coordinator {
-            Ok(c) => c.commit(commit).await,
-            Err(e) => Err(e),
-        };
+    // The topic check and the commit happen in one step, under the group's shard lock (see
+    // `GroupCoordinator::commit`), so a topic deleted meanwhile is refused, never resurrected.
+    let (refused, stored) = match coordinator(broker) {
+        Ok(c) => {
+            let (unknown, stored) = c.commit(commit, |topic, partition| {
+                broker
+                    .metadata
+                    .image()
+                    .topic(topic)
+                    .is_some_and(|t| (0..t.partitions).contains(&partition))
+            });
+            let refused: Vec<(String, i32, i16)> = unknown
+                .into_iter()
+                .map(|(t, p)| (t, p, ResponseError::UnknownTopicOrPartition.code()))
+                .collect();
+            (refused, futures_util::future::Either::Left(stored))
+        }
+        Err(e) => (
+            Vec::new(),
+            futures_util::future::Either::Right(std::future::ready(Err(e))),
+        ),
+    };
+    Reply::Wait(Box::pin(async move {
+        let outcome = stored.await;
         let error_of = |topic: &str, partition: i32| -> i16 {
             if let Some((_, _, c)) = refused
                 .iter()
@@ -702,7 +710,7 @@ pub fn delete_groups(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
     let request: DeleteGroupsRequest = decode_or_close!(ctx, body);
     let version = ctx.version;
     let coordinator = coordinator(broker);
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let mut results = Vec::with_capacity(request.groups_names.len());
         for group_id in request.groups_names {
             let outcome = match &coordinator {
@@ -736,7 +744,7 @@ pub fn offset_delete(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
         .collect();
     let coordinator = coordinator(broker);
     let group_id = request.group_id.to_string();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let outcome = match &coordinator {
             Ok(c) => c.delete_offsets(&group_id, &partitions).await,
             Err(_) => Err(GroupError::GroupIdNotFound),

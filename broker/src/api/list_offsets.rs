@@ -33,7 +33,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
         return Reply::Now(encode(&answer(broker, &request, version), version));
     }
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    Reply::Wait(Box::pin(async move {
         match blocking(move || answer(&broker, &request, version)).await {
             Some(response) => encode(&response, version),
             None => Err(super::RequestError::Encode(

@@ -29,7 +29,7 @@ pub fn delete_records(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -
     };
     let version = ctx.version;
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         // Segment files are deleted and the new log start offsets checkpointed before the
         // answer, so a restart cannot bring deleted records back.
         let topics = blocking(move || {

@@ -80,7 +80,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
     }
     let broker = broker.clone();
     let client_id = ctx.client_id().to_string();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let creator = broker.clone();
         blocking(move || {
             for name in missing {

@@ -4,9 +4,19 @@
 //! `SUPPORTED_APIS` is the one table of what the broker serves: ApiVersions advertises it and
 //! the dispatcher routes by it, so they cannot disagree.
 //!
-//! Handlers run their ordered part synchronously (appends happen in request order on a
-//! connection) and may return a future for the part that waits (fsync for acks=-1, fetch long
-//! polls, metadata writes), which the connection resolves while it reads on.
+//! The request lifecycle, as in Kafka: a request that has been read is handled, and the
+//! requests of one connection take effect in the order they were sent, whether or not the
+//! client stays to read the answers. A handler says how through its `Reply`:
+//! - `Now`: the effect (if any) is done and the answer is ready;
+//! - `Wait`: the effect is done (an append, a commit, a join registered with the coordinator);
+//!   the future only *waits* (an fsync, a long poll, a rebalance) and is dropped when the client
+//!   leaves;
+//! - `Apply`: the effect needs blocking work (a metadata write, file deletion): the connection
+//!   runs the future in a task of its own, to completion whether or not the client stays, and
+//!   dispatches nothing else from that connection until it has finished.
+//!
+//! So a future returned as `Wait` must not change state; anything that does belongs in the
+//! handler body or in an `Apply` future.
 
 pub mod admin;
 pub mod api_versions;
@@ -44,15 +54,22 @@ pub enum RequestError {
     Encode(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("{0}")]
+    Failed(String),
 }
 
 pub type ResponseBody = Result<Bytes, RequestError>;
 pub type Deferred = Pin<Box<dyn Future<Output = ResponseBody> + Send>>;
 
-/// A handler's answer.
+/// A handler's answer; see the module header for what each kind may do.
 pub enum Reply {
+    /// Answered at dispatch.
     Now(ResponseBody),
-    Later(Deferred),
+    /// Effect done at dispatch; the future only waits and is abandoned if the client leaves.
+    Wait(Deferred),
+    /// An effect that needs blocking work: run to completion in its own task, before the next
+    /// request of the connection is dispatched.
+    Apply(Deferred),
     /// acks=0 produce: the client expects no response.
     Nothing,
 }

@@ -150,7 +150,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
         .into_iter()
         .map(|(p, t, log, up_to)| (p, t, broker.logs.flusher().flush(log, up_to)))
         .collect();
-    Reply::Later(Box::pin(async move {
+    Reply::Wait(Box::pin(async move {
         let mut response = response;
         for (partition, topic, receiver) in receivers {
             let ok = matches!(receiver.await, Ok(Ok(())));

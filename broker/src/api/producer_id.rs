@@ -41,7 +41,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
         return Reply::Now(encode(&response, version));
     }
     let broker = broker.clone();
-    Reply::Later(Box::pin(async move {
+    Reply::Apply(Box::pin(async move {
         let id = blocking(move || broker.next_producer_id()).await;
         let response = match id {
             Some(Ok(id)) => InitProducerIdResponse::default()

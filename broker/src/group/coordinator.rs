@@ -9,6 +9,7 @@
 //! own task, so a client that disconnects cannot strand the answers owed to other members.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -104,6 +105,9 @@ fn deliver(answers: Vec<(oneshot::Sender<Response>, Response)>, failed: bool) {
         let _ = sender.send(response);
     }
 }
+
+/// Per-partition errors of an OffsetCommit: (topic, partition, error).
+pub type CommitErrors = Vec<(String, i32, GroupError)>;
 
 #[derive(Debug)]
 pub struct GroupCoordinator {
@@ -208,42 +212,63 @@ impl GroupCoordinator {
         }
     }
 
-    pub async fn join(&self, request: JoinRequest) -> JoinResponse {
+    /// JoinGroup: the member is registered with the group now; the returned future only waits
+    /// for the rebalance to answer it (and may be dropped without undoing anything).
+    pub fn join(
+        &self,
+        request: JoinRequest,
+    ) -> impl Future<Output = JoinResponse> + Send + 'static {
         let member_id = request.member_id.clone();
         let (sender, receiver) = oneshot::channel();
         let id = self.next_request_id();
-        let delivery = {
-            let mut shard = match self.active(&request.group_id) {
-                Ok(shard) => shard,
-                Err(error) => return JoinResponse::error(&member_id, error),
-            };
-            shard.waiters.insert(id, sender);
-            let effects = shard.manager.join(self.clock.now_ms(), id, request);
-            self.settle(&mut shard, effects)
+        let refused = match self.active(&request.group_id) {
+            Err(error) => Some(JoinResponse::error(&member_id, error)),
+            Ok(mut shard) => {
+                shard.waiters.insert(id, sender);
+                let effects = shard.manager.join(self.clock.now_ms(), id, request);
+                let delivery = self.settle(&mut shard, effects);
+                drop(shard);
+                delivery.send(&self.flusher);
+                None
+            }
         };
-        delivery.send(&self.flusher);
-        match receiver.await {
-            Ok(Response::Join(response)) => response,
-            _ => JoinResponse::error(&member_id, GroupError::CoordinatorNotAvailable),
+        async move {
+            if let Some(refused) = refused {
+                return refused;
+            }
+            match receiver.await {
+                Ok(Response::Join(response)) => response,
+                _ => JoinResponse::error(&member_id, GroupError::CoordinatorNotAvailable),
+            }
         }
     }
 
-    pub async fn sync(&self, request: SyncRequest) -> SyncResponse {
+    /// SyncGroup: applied now; the future waits for the leader's assignment.
+    pub fn sync(
+        &self,
+        request: SyncRequest,
+    ) -> impl Future<Output = SyncResponse> + Send + 'static {
         let (sender, receiver) = oneshot::channel();
         let id = self.next_request_id();
-        let delivery = {
-            let mut shard = match self.active(&request.group_id) {
-                Ok(shard) => shard,
-                Err(error) => return SyncResponse::error(error),
-            };
-            shard.waiters.insert(id, sender);
-            let effects = shard.manager.sync(self.clock.now_ms(), id, request);
-            self.settle(&mut shard, effects)
+        let refused = match self.active(&request.group_id) {
+            Err(error) => Some(SyncResponse::error(error)),
+            Ok(mut shard) => {
+                shard.waiters.insert(id, sender);
+                let effects = shard.manager.sync(self.clock.now_ms(), id, request);
+                let delivery = self.settle(&mut shard, effects);
+                drop(shard);
+                delivery.send(&self.flusher);
+                None
+            }
         };
-        delivery.send(&self.flusher);
-        match receiver.await {
-            Ok(Response::Sync(response)) => response,
-            _ => SyncResponse::error(GroupError::CoordinatorNotAvailable),
+        async move {
+            if let Some(refused) = refused {
+                return refused;
+            }
+            match receiver.await {
+                Ok(Response::Sync(response)) => response,
+                _ => SyncResponse::error(GroupError::CoordinatorNotAvailable),
+            }
         }
     }
 
@@ -265,7 +290,9 @@ impl GroupCoordinator {
         )
     }
 
-    pub async fn leave(
+    /// LeaveGroup, applied at once (the answers it releases to other members go out once the
+    /// group record is durable).
+    pub fn leave(
         &self,
         group_id: &str,
         members: &[MemberIdentity],
@@ -279,34 +306,62 @@ impl GroupCoordinator {
         result
     }
 
-    /// OffsetCommit: per-partition errors for the partitions refused; the others are stored.
-    pub async fn commit(
+    /// OffsetCommit, applied now. `known` says whether a topic partition exists; it is asked
+    /// under the shard lock, the lock that `remove_topic_offsets` takes after a topic left the
+    /// metadata, so a commit either lands before the delete's tombstones or is refused.
+    /// Returns the partitions refused as unknown, and a future that waits for durability and
+    /// yields the coordinator's per-partition errors for the others.
+    pub fn commit(
         &self,
-        request: CommitRequest,
-    ) -> Result<Vec<(String, i32, GroupError)>, GroupError> {
-        let (errors, delivery) = {
-            let mut shard = self.active(&request.group_id)?;
-            let now_ms = self.clock.now_ms();
-            let plan = shard.manager.plan_commit(now_ms, request)?;
-            let delivery = self.settle(
-                &mut shard,
-                Effects {
-                    records: plan.records.clone(),
-                    responses: Vec::new(),
-                },
-            );
-            if delivery.failed {
+        mut request: CommitRequest,
+        known: impl Fn(&str, i32) -> bool,
+    ) -> (
+        Vec<(String, i32)>,
+        impl Future<Output = Result<CommitErrors, GroupError>> + Send + 'static,
+    ) {
+        let mut unknown = Vec::new();
+        let applied = match self.active(&request.group_id) {
+            Err(e) => Err(e),
+            Ok(mut shard) => {
+                request.offsets.retain(|o| {
+                    let ok = known(&o.topic, o.partition);
+                    if !ok {
+                        unknown.push((o.topic.clone(), o.partition));
+                    }
+                    ok
+                });
+                let now_ms = self.clock.now_ms();
+                match shard.manager.plan_commit(now_ms, request) {
+                    Err(e) => Err(e),
+                    Ok(plan) => {
+                        let delivery = self.settle(
+                            &mut shard,
+                            Effects {
+                                records: plan.records.clone(),
+                                responses: Vec::new(),
+                            },
+                        );
+                        if delivery.failed {
+                            Err(GroupError::Storage)
+                        } else {
+                            for record in &plan.records {
+                                shard.manager.apply(now_ms, record);
+                            }
+                            Ok((plan.errors, delivery))
+                        }
+                    }
+                }
+            }
+        };
+        let flusher = self.flusher.clone();
+        let wait = async move {
+            let (errors, delivery) = applied?;
+            if !delivery.wait(&flusher).await {
                 return Err(GroupError::Storage);
             }
-            for record in &plan.records {
-                shard.manager.apply(now_ms, record);
-            }
-            (plan.errors, delivery)
+            Ok(errors)
         };
-        if !delivery.wait(&self.flusher).await {
-            return Err(GroupError::Storage);
-        }
-        Ok(errors)
+        (unknown, wait)
     }
 
     pub fn fetch_offsets(
@@ -579,6 +634,8 @@ mod tests {
             .map(|p| {
                 logs.open_partition(
                     &TopicPartition::new("__consumer_offsets", p),
+                    uuid::Uuid::from_u128(1),
+                    crate::log::Opening::Existing,
                     log_config(),
                     clock.now_ms(),
                 )
@@ -609,6 +666,15 @@ mod tests {
         }
     }
 
+    async fn commit_all(
+        groups: &GroupCoordinator,
+        request: CommitRequest,
+    ) -> Result<Vec<(String, i32, GroupError)>, GroupError> {
+        let (unknown, stored) = groups.commit(request, |_, _| true);
+        assert!(unknown.is_empty());
+        stored.await
+    }
+
     #[tokio::test]
     async fn loading_shards_refuse_then_commits_survive_a_reload() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
@@ -621,14 +687,17 @@ mod tests {
                 Err(GroupError::CoordinatorLoadInProgress)
             );
             assert_eq!(
-                groups.commit(commit("g", 1)).await,
+                commit_all(&groups, commit("g", 1)).await,
                 Err(GroupError::CoordinatorLoadInProgress)
             );
             groups.load();
             for (i, group) in ["a", "b", "c", "d", "e"].iter().enumerate() {
-                assert_eq!(groups.commit(commit(group, i as i64)).await, Ok(vec![]));
+                assert_eq!(
+                    commit_all(&groups, commit(group, i as i64)).await,
+                    Ok(vec![])
+                );
             }
-            assert_eq!(groups.commit(commit("a", 100)).await, Ok(vec![]));
+            assert_eq!(commit_all(&groups, commit("a", 100)).await, Ok(vec![]));
             assert_eq!(groups.delete_group("e").await, Ok(()));
             drop(groups);
             tokio::task::spawn_blocking(move || logs.shutdown()).await??;

@@ -76,32 +76,57 @@ fn decode(bytes: &Bytes, limit: u64) -> io::Result<RecordSet> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }
 
+/// Longest the throttle sleeps before it looks at the stop signal again.
+const STOP_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Limits the cleaner's reads to `log.cleaner.io.max.bytes.per.second` by sleeping when it
-/// runs ahead, so compaction cannot starve produce and fetch of disk bandwidth.
+/// runs ahead, so compaction cannot starve produce and fetch of disk bandwidth. It is also
+/// where a pass notices the broker stopping: between batches and during its sleeps, as
+/// Kafka's cleaner checks for shutdown between batches.
 #[derive(Debug)]
 pub struct Throttle {
     max_bytes_per_second: f64,
     started: std::time::Instant,
     bytes: f64,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Throttle {
-    pub fn new(max_bytes_per_second: f64) -> Throttle {
+    /// `stop` turns true when the broker stops; the pass then ends at its next batch.
+    pub fn new(max_bytes_per_second: f64, stop: tokio::sync::watch::Receiver<bool>) -> Throttle {
         Throttle {
             max_bytes_per_second,
             started: std::time::Instant::now(),
             bytes: 0.0,
+            stop,
         }
     }
 
-    fn account(&mut self, bytes: usize) {
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Counts bytes read, sleeping while ahead of the rate; `Interrupted` once stopping.
+    fn account(&mut self, bytes: usize) -> io::Result<()> {
         self.bytes += bytes as f64;
-        if !self.max_bytes_per_second.is_finite() || self.max_bytes_per_second <= 0.0 {
-            return;
-        }
-        let due = std::time::Duration::from_secs_f64(self.bytes / self.max_bytes_per_second);
-        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
-            std::thread::sleep(ahead);
+        let limited = self.max_bytes_per_second.is_finite() && self.max_bytes_per_second > 0.0;
+        loop {
+            if self.stopping() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "the broker is stopping",
+                ));
+            }
+            if !limited {
+                return Ok(());
+            }
+            let due = std::time::Duration::from_secs_f64(self.bytes / self.max_bytes_per_second);
+            match due.checked_sub(self.started.elapsed()) {
+                Some(ahead) if !ahead.is_zero() => {
+                    std::thread::sleep(ahead.min(STOP_CHECK_INTERVAL))
+                }
+                _ => return Ok(()),
+            }
         }
     }
 }
@@ -121,7 +146,7 @@ pub fn clean(
     let mut last_batch_of_producer: HashMap<i64, i64> = HashMap::new();
     for segment in &segments {
         for_each_batch(&segment.slice, |header, bytes| {
-            throttle.account(bytes.len());
+            throttle.account(bytes.len())?;
             if header.producer_id >= 0 {
                 last_batch_of_producer.insert(header.producer_id, header.base_offset);
             }
@@ -144,7 +169,7 @@ pub fn clean(
         let mut out = BytesMut::new();
         let mut removed = 0u64;
         for_each_batch(&segment.slice, |header, bytes| {
-            throttle.account(bytes.len());
+            throttle.account(bytes.len())?;
             let RecordSet {
                 records,
                 compression,
@@ -375,7 +400,12 @@ mod tests {
         ));
         let before = read_all(&log);
         // Tombstones are young: kept in the first pass.
-        let stats = clean(&log, 1_100, &mut Throttle::new(f64::INFINITY))?.expect("due");
+        let stats = clean(
+            &log,
+            1_100,
+            &mut Throttle::new(f64::INFINITY, tokio::sync::watch::channel(false).1),
+        )?
+        .expect("due");
         assert!(stats.records_removed > 0 && stats.bytes_after < stats.bytes_before);
         let after = read_all(&log);
         assert!(after.len() < before.len());
@@ -421,7 +451,11 @@ mod tests {
                 100_000,
             )?;
         }
-        clean(&log, 100_000, &mut Throttle::new(f64::INFINITY))?;
+        clean(
+            &log,
+            100_000,
+            &mut Throttle::new(f64::INFINITY, tokio::sync::watch::channel(false).1),
+        )?;
         let last = read_all(&log);
         // The horizon is per segment: the segment that was active during the first pass also
         // holds new records, so only tombstones from rounds before it must be gone.

@@ -22,18 +22,43 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use uuid::Uuid;
+
 use crate::config::LogConfig;
 pub use flusher::Flusher;
 pub use partition::{PartitionLog, TopicPartition};
 
+/// Descriptors a new partition keeps open: its active segment's `.log`, `.index` and
+/// `.timeindex`.
+const FILES_PER_NEW_PARTITION: u64 = 3;
+/// Descriptors always kept free for connections, rolls and short-lived files.
+const OPEN_FILE_RESERVE: u64 = 256;
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 const CLEAN_SHUTDOWN_MARKER: &str = ".strom_cleanshutdown";
+/// Kafka's per-partition file naming the topic id the directory belongs to (KIP-516).
+const PARTITION_METADATA: &str = "partition.metadata";
+
+#[derive(Debug)]
+struct Incarnation {
+    topic_id: Uuid,
+    log: Arc<PartitionLog>,
+}
+
+/// Whether `open_partition` opens a partition of a topic that already existed, or the first
+/// log of a new topic (or new partition), for which any directory found is a stale one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    Existing,
+    New,
+}
 
 #[derive(Debug)]
 pub struct LogManager {
     dir: PathBuf,
-    logs: RwLock<HashMap<TopicPartition, Arc<PartitionLog>>>,
+    /// The open partition logs by name, each with the topic id of its incarnation (KIP-516):
+    /// a log is only ever reopened or removed by the incarnation that created it.
+    logs: RwLock<HashMap<TopicPartition, Incarnation>>,
     flusher: Flusher,
     /// From the checkpoint read at start: segments below these offsets skip CRC validation.
     recovery_points: HashMap<TopicPartition, i64>,
@@ -80,16 +105,19 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// Longest file name most file systems take (ext4, xfs, btrfs, tmpfs).
 const MAX_FILE_NAME_BYTES: usize = 255;
 
-/// The name a partition directory is renamed to before its files are removed:
-/// `<topic>-<partition>.<uuid>-delete`, with the topic cut short so that the name fits the
-/// file-name limit even for a 249-character topic (as Kafka's `logDeleteDirName` does).
-fn delete_dir_name(tp: &TopicPartition) -> String {
-    let suffix = format!("-{}.{}-delete", tp.partition, uuid::Uuid::new_v4().simple());
-    let mut keep = tp.topic.len().min(MAX_FILE_NAME_BYTES - suffix.len());
-    while !tp.topic.is_char_boundary(keep) {
+/// The name a partition directory `<topic>-<partition>` is renamed to before its files are
+/// removed: `<topic>-<partition>.<uuid>-delete`, with the topic cut short so that the name fits
+/// the file-name limit even for a 249-character topic (as Kafka's `logDeleteDirName` does).
+fn delete_dir_name(dir_name: &str) -> String {
+    let (topic, partition) = dir_name.rsplit_once('-').unwrap_or((dir_name, ""));
+    let suffix = format!("-{partition}.{}-delete", Uuid::new_v4().simple());
+    let mut keep = topic
+        .len()
+        .min(MAX_FILE_NAME_BYTES.saturating_sub(suffix.len()));
+    while !topic.is_char_boundary(keep) {
         keep -= 1;
     }
-    format!("{}{suffix}", &tp.topic[..keep])
+    format!("{}{suffix}", &topic[..keep])
 }
 
 /// Parses a `<topic>-<partition>` directory name.
@@ -100,6 +128,61 @@ pub fn parse_dir_name(name: &str) -> Option<TopicPartition> {
         return None;
     }
     Some(TopicPartition::new(topic, partition))
+}
+
+/// A topic id as Kafka prints it: URL-safe base64 of its 16 bytes, without padding.
+pub fn kafka_uuid(id: Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+fn parse_kafka_uuid(text: &str) -> Option<Uuid> {
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut bytes = Vec::with_capacity(16);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+        }
+    }
+    Uuid::from_slice(&bytes).ok()
+}
+
+/// The topic id in a partition directory's `partition.metadata`; `None` when there is none.
+fn read_partition_metadata(dir: &Path) -> io::Result<Option<Uuid>> {
+    let text = match std::fs::read_to_string(dir.join(PARTITION_METADATA)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id: "))
+        .and_then(|id| parse_kafka_uuid(id.trim()))
+        .map(Some)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed partition.metadata"))
 }
 
 impl LogManager {
@@ -153,88 +236,172 @@ impl LogManager {
         })
     }
 
+    /// Refuses `new_partitions` new partition logs when they would take the process past its
+    /// open-file limit, keeping a reserve for connections and segment rolls. A partition needs
+    /// `FILES_PER_NEW_PARTITION` descriptors (its `.log` and, while active, its two index
+    /// files); every later sealed segment needs one more.
+    pub fn check_open_file_budget(&self, new_partitions: usize) -> Result<(), String> {
+        let Ok(open) = std::fs::read_dir("/proc/self/fd").map(|d| d.count()) else {
+            return Ok(());
+        };
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        let reserve = (limit / 10).max(OPEN_FILE_RESERVE);
+        let needed = new_partitions as u64 * FILES_PER_NEW_PARTITION;
+        if (open as u64).saturating_add(needed).saturating_add(reserve) > limit {
+            return Err(format!(
+                "creating {new_partitions} partition(s) needs about {needed} more open files; \
+                 {open} are open and the limit is {limit} (with {reserve} kept for connections \
+                 and segment rolls): raise the open-file limit (ulimit -n) or create fewer \
+                 partitions"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn flusher(&self) -> &Flusher {
         &self.flusher
     }
 
-    /// Opens (recovering) or creates the log of a partition.
+    /// Opens (recovering) or creates the log of a partition of the topic `topic_id`. A
+    /// directory left by another incarnation of the name (its `partition.metadata` names
+    /// another id; or any directory at all when `opening` is `New`) is deleted first, so a new
+    /// topic never serves an old one's records. A directory without `partition.metadata`
+    /// (written before Strom kept one) is adopted by an existing topic.
     pub fn open_partition(
         &self,
         tp: &TopicPartition,
+        topic_id: Uuid,
+        opening: Opening,
         config: Arc<LogConfig>,
         now_ms: i64,
     ) -> io::Result<Arc<PartitionLog>> {
-        if let Some(log) = self.get(tp) {
-            log.set_config(config);
-            return Ok(log);
+        if let Some(entry) = self.read_logs().get(tp) {
+            if entry.topic_id != topic_id {
+                return Err(io::Error::other(format!(
+                    "partition {tp} is still open for topic id {}; not reused for {topic_id}",
+                    entry.topic_id
+                )));
+            }
+            entry.log.set_config(config);
+            return Ok(entry.log.clone());
         }
-        let recovery_point = if self.clean_shutdown {
-            i64::MAX
+        let dir = self.dir.join(tp.dir_name());
+        let stale = match (read_partition_metadata(&dir), opening) {
+            (Ok(Some(found)), _) => found != topic_id,
+            (Ok(None), Opening::New) => dir.exists(),
+            (Ok(None), Opening::Existing) => false,
+            (Err(e), _) => {
+                tracing::warn!(partition = %tp, error = %e, "unreadable partition.metadata; the directory is treated as stale");
+                true
+            }
+        };
+        if stale {
+            tracing::warn!(partition = %tp, %topic_id, "removing a directory left by an earlier topic of this name");
+            self.remove_dir(&dir)?;
+        }
+        // A new incarnation starts from nothing: the checkpoints read at start describe the
+        // old one.
+        let (recovery_point, log_start) = if stale || opening == Opening::New {
+            (0, None)
+        } else if self.clean_shutdown {
+            (i64::MAX, self.log_start_offsets.get(tp).copied())
         } else {
-            self.recovery_points.get(tp).copied().unwrap_or(0)
+            (
+                self.recovery_points.get(tp).copied().unwrap_or(0),
+                self.log_start_offsets.get(tp).copied(),
+            )
         };
         let log = Arc::new(PartitionLog::open(
-            &self.dir.join(tp.dir_name()),
+            &dir,
             tp.clone(),
             config,
             recovery_point,
             now_ms,
         )?);
-        if let Some(start) = self.log_start_offsets.get(tp) {
-            log.restore_log_start_offset(*start);
+        if let Some(start) = log_start {
+            log.restore_log_start_offset(start);
+        }
+        if read_partition_metadata(&dir).ok().flatten() != Some(topic_id) {
+            write_atomically(
+                &dir.join(PARTITION_METADATA),
+                format!("version: 0\ntopic_id: {}\n", kafka_uuid(topic_id)).as_bytes(),
+            )?;
         }
         let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
-        Ok(logs.entry(tp.clone()).or_insert(log).clone())
+        Ok(logs
+            .entry(tp.clone())
+            .or_insert(Incarnation { topic_id, log })
+            .log
+            .clone())
+    }
+
+    fn read_logs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Incarnation>> {
+        self.logs.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionLog>> {
-        self.logs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(tp)
-            .cloned()
+        self.read_logs().get(tp).map(|e| e.log.clone())
     }
 
     pub fn all(&self) -> Vec<Arc<PartitionLog>> {
-        self.logs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.read_logs().values().map(|e| e.log.clone()).collect()
     }
 
-    /// Partition directories present on disk (whether or not metadata knows them).
-    pub fn partition_dirs_on_disk(&self) -> io::Result<Vec<TopicPartition>> {
+    /// Partition directories present on disk (whether or not metadata knows them), with the
+    /// topic id their `partition.metadata` names, if any.
+    pub fn partition_dirs_on_disk(&self) -> io::Result<Vec<(TopicPartition, Option<Uuid>)>> {
         let mut found = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
             if entry.file_type()?.is_dir() {
                 if let Some(tp) = parse_dir_name(&entry.file_name().to_string_lossy()) {
-                    found.push(tp);
+                    let id = read_partition_metadata(&entry.path()).ok().flatten();
+                    found.push((tp, id));
                 }
             }
         }
         Ok(found)
     }
 
-    /// Removes a partition: unreachable at once, files deleted after a rename so a crash in
-    /// the middle leaves a `-delete` directory that the next start removes.
-    pub fn remove_partition(&self, tp: &TopicPartition) -> io::Result<()> {
-        let log = self
-            .logs
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(tp);
+    /// Removes the partition of topic `topic_id`: unreachable at once, files deleted after a
+    /// rename so a crash in the middle leaves a `-delete` directory that the next start
+    /// removes. A log or directory of another incarnation of the name is left alone.
+    pub fn remove_partition(&self, tp: &TopicPartition, topic_id: Uuid) -> io::Result<()> {
+        let log = {
+            let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
+            match logs.get(tp) {
+                Some(entry) if entry.topic_id == topic_id => logs.remove(tp).map(|e| e.log),
+                _ => None,
+            }
+        };
         let segments = log.map(|log| log.mark_deleted()).unwrap_or_default();
         let dir = self.dir.join(tp.dir_name());
-        if dir.exists() {
-            let doomed = self.dir.join(delete_dir_name(tp));
-            std::fs::rename(&dir, &doomed)?;
-            std::fs::remove_dir_all(&doomed)?;
+        match read_partition_metadata(&dir) {
+            Ok(Some(found)) if found != topic_id => {}
+            _ => self.remove_dir(&dir)?,
         }
         drop(segments);
         Ok(())
+    }
+
+    /// Deletes a partition directory no topic owns (a delete a crash interrupted).
+    pub fn remove_stray(&self, tp: &TopicPartition) -> io::Result<()> {
+        if self.read_logs().contains_key(tp) {
+            return Ok(());
+        }
+        self.remove_dir(&self.dir.join(tp.dir_name()))
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        if !dir.exists() {
+            return Ok(());
+        }
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let doomed = self.dir.join(delete_dir_name(&name));
+        std::fs::rename(dir, &doomed)?;
+        std::fs::remove_dir_all(&doomed)
     }
 
     /// Writes the recovery-point and log-start-offset checkpoints (Kafka's text format:
@@ -295,14 +462,70 @@ mod tests {
         let logs = LogManager::open(dir.path())?;
         for len in [1usize, 200, 214, 249] {
             let tp = TopicPartition::new("t".repeat(len), 123);
-            let name = delete_dir_name(&tp);
+            let name = delete_dir_name(&tp.dir_name());
             assert!(name.len() <= MAX_FILE_NAME_BYTES, "{len}: {name}");
-            assert!(name.ends_with("-delete"));
-            let log = logs.open_partition(&tp, Arc::new(LogConfig::default()), 0)?;
+            assert!(name.ends_with("-delete") && name.contains("-123."));
+            let id = Uuid::new_v4();
+            let log =
+                logs.open_partition(&tp, id, Opening::New, Arc::new(LogConfig::default()), 0)?;
             drop(log);
-            logs.remove_partition(&tp)?;
+            logs.remove_partition(&tp, id)?;
             assert!(!dir.path().join(tp.dir_name()).exists(), "{len}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn topic_ids_as_kafka_prints_them() {
+        let id = Uuid::from_u128(0);
+        assert_eq!(kafka_uuid(id), "AAAAAAAAAAAAAAAAAAAAAA");
+        for _ in 0..100 {
+            let id = Uuid::new_v4();
+            let text = kafka_uuid(id);
+            assert_eq!(text.len(), 22);
+            assert_eq!(parse_kafka_uuid(&text), Some(id));
+        }
+        assert_eq!(parse_kafka_uuid("not base64!"), None);
+    }
+
+    #[test]
+    fn a_new_incarnation_never_opens_the_old_files() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let logs = LogManager::open(dir.path())?;
+        let tp = TopicPartition::new("t", 0);
+        let config = Arc::new(LogConfig::default());
+        let (old, new) = (Uuid::new_v4(), Uuid::new_v4());
+        let log = logs.open_partition(&tp, old, Opening::New, config.clone(), 0)?;
+        log.append(
+            &crate::test_support::record_batch(
+                &[b"old"],
+                0,
+                None,
+                kafka_protocol::records::Compression::None,
+            )
+            .map_err(io::Error::other)?,
+            0,
+        )
+        .map_err(io::Error::other)?;
+        drop(log);
+        assert!(logs
+            .open_partition(&tp, new, Opening::New, config.clone(), 0)
+            .is_err());
+        // A delete that left its directory behind (as a crash would).
+        logs.logs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tp);
+        let log = logs.open_partition(&tp, new, Opening::Existing, config.clone(), 0)?;
+        assert_eq!(
+            log.offsets().high_watermark,
+            0,
+            "the old incarnation's record is gone"
+        );
+        // A late remove of the old incarnation leaves the new one alone.
+        logs.remove_partition(&tp, old)?;
+        assert!(logs.get(&tp).is_some());
+        assert_eq!(read_partition_metadata(&dir.path().join("t-0"))?, Some(new));
         Ok(())
     }
 

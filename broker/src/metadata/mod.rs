@@ -41,6 +41,10 @@ pub enum MetadataError {
         value: String,
         reason: String,
     },
+    /// Creating the partitions would take the broker past what it can keep open (file
+    /// descriptors), and so past what it could open again at the next start.
+    #[error("{0}")]
+    ResourceLimit(String),
     #[error("metadata storage error: {0}")]
     Io(#[from] std::io::Error),
     #[error("metadata file is corrupt: {0}")]

@@ -2,9 +2,13 @@
 //! `socket.request.max.bytes`), decode the request header, dispatch through the API table,
 //! and write responses strictly in request order.
 //!
-//! Handlers run their ordered part as each frame arrives, so appends from one connection land
-//! in request order; the parts that wait (fsync, long poll) run concurrently and a writer task
-//! resolves them in order. At most `MAX_IN_FLIGHT_REQUESTS` wait at once; beyond that the
+//! Every request read takes effect, in the order sent, whether or not the client stays (see
+//! `api`'s header): the reader dispatches each frame as it arrives, so a handler's effect
+//! happens there; an `Apply` effect runs in a task of its own, not tied to this connection,
+//! and the reader awaits it before dispatching the next frame. Only waiting (fsync, long poll,
+//! rebalance) is handed to the writer task, which resolves it and writes the responses in
+//! request order; when the client leaves, the writer is aborted and nothing but that waiting
+//! is lost. At most `MAX_IN_FLIGHT_REQUESTS` responses are owed at once; beyond that the
 //! reader stops reading. Anything malformed closes this connection with a log line.
 
 use std::net::SocketAddr;
@@ -17,17 +21,30 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::{self, api_versions, Deferred, Reply, RequestContext, ResponseBody};
+use crate::api::{self, api_versions, Deferred, Reply, RequestContext, RequestError, ResponseBody};
 use crate::broker::Broker;
 
 /// Requests whose responses are not yet written, per connection.
 pub const MAX_IN_FLIGHT_REQUESTS: usize = 64;
+/// How long a stopping broker waits for a connection's owed answers before closing it.
+pub const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Bytes of the fixed part of every request header: api key, version, correlation id.
 const FIXED_HEADER_BYTES: usize = 8;
 
 enum Pending {
     Ready(ResponseBody),
     Waiting(Deferred),
+    /// An effect not yet started; `apply` runs it before anything else is dispatched.
+    Effect(Deferred),
+}
+
+/// Runs an `Apply` effect in a task of its own, so it completes even if this connection's
+/// task ends, and returns the answer.
+async fn apply(effect: Deferred) -> ResponseBody {
+    match tokio::spawn(effect).await {
+        Ok(body) => body,
+        Err(e) => Err(RequestError::Failed(format!("request task failed: {e}"))),
+    }
 }
 
 struct Outgoing {
@@ -48,47 +65,70 @@ pub async fn run(
     let (queue, outgoing) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT_REQUESTS);
     let writer_task = tokio::spawn(write_responses(writer, outgoing, id));
     let max_frame = broker.config.socket_request_max_bytes;
-    // Whether responses still owed should be written before closing: yes after a protocol
-    // error (earlier requests were fine), no when the client is gone or the broker stops.
-    let finish_owed = loop {
+    let ending = loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max_frame) => frame,
-            _ = shutdown.changed() => break false,
+            _ = shutdown.changed() => break Ending::BrokerStopping,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
-            Ok(None) => break false,
+            Ok(None) => break Ending::ClientGone,
             Err(FrameError::Disconnected(e)) => {
                 tracing::info!(connection = id, %peer, error = %e, "client went away");
-                break false;
+                break Ending::ClientGone;
             }
             Err(FrameError::Invalid(reason)) => {
                 tracing::warn!(connection = id, %peer, reason, "closing connection");
-                break true;
+                break Ending::ProtocolError;
             }
         };
         match dispatch(&broker, frame, id, peer) {
-            Ok(Some(outgoing)) => {
+            Ok(Some(mut outgoing)) => {
+                if let Pending::Effect(effect) = outgoing.pending {
+                    outgoing.pending = Pending::Ready(apply(effect).await);
+                }
                 if queue.send(outgoing).await.is_err() {
-                    break false;
+                    break Ending::ClientGone;
                 }
             }
             Ok(None) => {}
             Err(reason) => {
                 tracing::warn!(connection = id, %peer, reason, "closing connection");
-                break true;
+                break Ending::ProtocolError;
             }
         }
     };
     drop(queue);
-    if finish_owed {
-        let _ = writer_task.await;
-    } else {
-        // Long polls and fsync waits for a departed client are abandoned at once, so they do
-        // not keep partitions (and their files) alive.
-        writer_task.abort();
+    match ending {
+        // Earlier requests were fine: their answers are owed.
+        Ending::ProtocolError => {
+            let _ = writer_task.await;
+        }
+        // The answers owed are written, within a bound; long polls answer at once when the
+        // broker stops (see api::fetch), so this is usually quick.
+        Ending::BrokerStopping => {
+            let abort = writer_task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_DRAIN, writer_task)
+                .await
+                .is_err()
+            {
+                tracing::info!(connection = id, %peer, "answers still waiting at shutdown dropped");
+                abort.abort();
+            }
+        }
+        // Only waiting is abandoned here (long polls, fsync waits, rebalances): every effect
+        // already happened at dispatch or ran in its own task. Dropping the waits at once
+        // keeps a departed client from holding partitions (and their files) alive.
+        Ending::ClientGone => writer_task.abort(),
     }
     tracing::debug!(connection = id, %peer, "connection closed");
+}
+
+/// Why the read loop ended.
+enum Ending {
+    ClientGone,
+    ProtocolError,
+    BrokerStopping,
 }
 
 enum FrameError {
@@ -158,6 +198,10 @@ pub async fn answer_frame(
             pending: Pending::Waiting(deferred),
             ..
         }) => deferred.await.map(Some).map_err(|e| e.to_string()),
+        Some(Outgoing {
+            pending: Pending::Effect(effect),
+            ..
+        }) => apply(effect).await.map(Some).map_err(|e| e.to_string()),
     }
 }
 
@@ -207,7 +251,8 @@ fn dispatch(
     let pending = match (spec.handler)(broker, &ctx, frame) {
         Reply::Now(Err(e)) => return Err(e.to_string()),
         Reply::Now(body) => Pending::Ready(body),
-        Reply::Later(deferred) => Pending::Waiting(deferred),
+        Reply::Wait(deferred) => Pending::Waiting(deferred),
+        Reply::Apply(effect) => Pending::Effect(effect),
         Reply::Nothing => return Ok(None),
     };
     Ok(Some(Outgoing {
@@ -228,6 +273,8 @@ async fn write_responses(
         let body = match next.pending {
             Pending::Ready(body) => body,
             Pending::Waiting(deferred) => deferred.await,
+            // The reader applies effects before queueing them.
+            Pending::Effect(effect) => apply(effect).await,
         };
         let body = match body {
             Ok(body) => body,

@@ -56,7 +56,8 @@ fn bind_addr(addr: SocketAddr, only_v6: bool) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Accepts connections until `shutdown` flips to true.
+/// Accepts connections until `shutdown` flips to true, then waits (within a bound) for every
+/// connection to finish the requests it read and write the answers owed.
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
@@ -65,10 +66,13 @@ pub async fn serve(
     static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
     let open_connections = Arc::new(AtomicUsize::new(0));
     let max_connections = broker.config.max_connections;
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
+            // Reap finished connections so the set holds only live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
@@ -88,9 +92,23 @@ pub async fn serve(
         let open = open_connections.clone();
         let shutdown = shutdown.clone();
         open.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             connection::run(stream, peer, id, broker, shutdown).await;
             open.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+    // Stop accepting: the listening socket closes here.
+    drop(listener);
+    let drained = tokio::time::timeout(
+        connection::SHUTDOWN_DRAIN + std::time::Duration::from_secs(1),
+        async { while connections.join_next().await.is_some() {} },
+    )
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "connections still busy at shutdown are closed"
+        );
+        connections.shutdown().await;
     }
 }
