@@ -37,6 +37,8 @@ pub struct Broker {
     topic_lifecycle: Mutex<()>,
     /// Turns true when the broker starts to stop (`begin_stop`).
     stop: tokio::sync::watch::Sender<bool>,
+    /// `queued.max.requests` permits: requests whose effects are being applied at once.
+    pub apply_slots: tokio::sync::Semaphore,
 }
 
 /// Applies a topic's config overrides to the broker's log defaults.
@@ -256,6 +258,7 @@ impl Broker {
             }
         }
         let producer_ids = ProducerIdAllocator::new(image.producer_id_block_end);
+        let config_queued_max_requests = config.queued_max_requests;
         let broker = Broker {
             config,
             metadata,
@@ -266,6 +269,9 @@ impl Broker {
             creating_groups: Mutex::new(()),
             topic_lifecycle: Mutex::new(()),
             stop: tokio::sync::watch::Sender::new(false),
+            apply_slots: tokio::sync::Semaphore::new(
+                config_queued_max_requests.min(tokio::sync::Semaphore::MAX_PERMITS),
+            ),
         };
         if let Some(topic) = image.topic(OFFSETS_TOPIC) {
             let coordinator = broker.new_group_coordinator(topic.partitions)?;

@@ -85,6 +85,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("log.flush.offset.checkpoint.interval.ms", "60000"),
     ("socket.request.max.bytes", "104857600"),
     ("max.connections", "2147483647"),
+    ("max.connections.per.ip", "2147483647"),
+    ("connections.max.idle.ms", "600000"),
     ("queued.max.requests", "500"),
     ("strom.acks.all.fsync", "true"),
     ("group.initial.rebalance.delay.ms", "3000"),
@@ -251,6 +253,12 @@ pub struct BrokerConfig {
     pub log_cleaner_io_max_bytes_per_second: f64,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// A connection with no request in flight that sends nothing for this long is closed;
+    /// a frame that has begun must make progress within min(this, 30 s).
+    pub connections_max_idle_ms: u64,
+    /// Broker-wide bound on requests whose effects are being applied at once (`Reply::Apply`);
+    /// further connections stop reading until one finishes.
     pub queued_max_requests: usize,
     pub group: GroupConfig,
     pub offsets_topic_num_partitions: i32,
@@ -631,6 +639,16 @@ impl BrokerConfig {
                 64,
             )?,
             max_connections: parse(props, "max.connections")?,
+            max_connections_per_ip: at_least(
+                "max.connections.per.ip",
+                parse(props, "max.connections.per.ip")?,
+                1,
+            )?,
+            connections_max_idle_ms: at_least(
+                "connections.max.idle.ms",
+                parse(props, "connections.max.idle.ms")?,
+                1,
+            )?,
             queued_max_requests: at_least(
                 "queued.max.requests",
                 parse(props, "queued.max.requests")?,

@@ -161,6 +161,11 @@ impl BrokerProcess {
         self.spawn();
     }
 
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Starts the broker again after `stop` (on the same data directory and port).
     pub fn start_again(&mut self) {
         if self.child.is_none() {

@@ -102,6 +102,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
     if bytes >= min_bytes || failed || max_wait.is_zero() || receivers.is_empty() {
         return Reply::Now(encode(&response, version));
     }
+    drop_records(&mut response);
     // A stopping broker answers long polls at once with what they have.
     let mut stopping = broker.stop_signal();
     Reply::Wait(Box::pin(async move {
@@ -120,8 +121,19 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             if timed_out || failed || bytes >= min_bytes {
                 return encode(&response, version);
             }
+            drop_records(&mut response);
         }
     }))
+}
+
+/// Every wake of a long poll re-reads its partitions: what was read is dropped meanwhile, so
+/// a waiting fetch holds no record bytes (many pipelined long polls must not pin memory).
+fn drop_records(response: &mut FetchResponse) {
+    for topic in &mut response.responses {
+        for partition in &mut topic.partitions {
+            partition.records = Some(Bytes::new());
+        }
+    }
 }
 
 /// Reads every target into `response`; returns the record bytes gathered and whether a

@@ -8,24 +8,41 @@
 //! and the reader awaits it before dispatching the next frame. Only waiting (fsync, long poll,
 //! rebalance) is handed to the writer task, which resolves it and writes the responses in
 //! request order; when the client leaves, the writer is aborted and nothing but that waiting
-//! is lost. At most `MAX_IN_FLIGHT_REQUESTS` responses are owed at once; beyond that the
-//! reader stops reading. Anything malformed closes this connection with a log line.
+//! is lost. Anything malformed closes this connection with a log line.
+//!
+//! Bounds, so one client cannot pin the broker's memory: at most `MAX_IN_FLIGHT_REQUESTS`
+//! answers owed, and at most `MAX_QUEUED_RESPONSE_BYTES` of answers computed but not yet
+//! written; past either the reader stops reading, as Kafka mutes a channel. A frame's buffer
+//! grows with the bytes received, not with the length it announces, and a frame that stops
+//! making progress is dropped; a connection owed nothing that sends nothing for
+//! `connections.max.idle.ms` is closed. `queued.max.requests` bounds the effects applied at
+//! once broker-wide.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::api::{self, api_versions, Deferred, Reply, RequestContext, RequestError, ResponseBody};
 use crate::broker::Broker;
 
 /// Requests whose responses are not yet written, per connection.
 pub const MAX_IN_FLIGHT_REQUESTS: usize = 64;
+/// Bytes of responses computed but not yet written, per connection, beyond which the reader
+/// stops reading. One response larger than this is still served (alone).
+pub const MAX_QUEUED_RESPONSE_BYTES: usize = 64 << 20;
+/// Longest a frame that has begun may go without receiving a byte (or
+/// `connections.max.idle.ms` when shorter).
+const FRAME_PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest step a frame's buffer grows by before the bytes for it have arrived.
+const FRAME_READ_CHUNK_BYTES: usize = 1 << 20;
 /// How long a stopping broker waits for a connection's owed answers before closing it.
 pub const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Bytes of the fixed part of every request header: api key, version, correlation id.
@@ -52,6 +69,26 @@ struct Outgoing {
     api_key: ApiKey,
     version: i16,
     pending: Pending,
+    /// Held until the response is written: its share of `MAX_QUEUED_RESPONSE_BYTES`.
+    budget: Option<OwnedSemaphorePermit>,
+    /// Counts the request as owed until the response is written or dropped.
+    owed: Option<Owed>,
+}
+
+/// One request whose answer is owed; the count tells the idle timer the client is waiting.
+struct Owed(Arc<AtomicUsize>);
+
+impl Owed {
+    fn new(count: &Arc<AtomicUsize>) -> Owed {
+        count.fetch_add(1, Ordering::Relaxed);
+        Owed(count.clone())
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub async fn run(
@@ -64,15 +101,26 @@ pub async fn run(
     let (mut reader, writer) = stream.into_split();
     let (queue, outgoing) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT_REQUESTS);
     let writer_task = tokio::spawn(write_responses(writer, outgoing, id));
-    let max_frame = broker.config.socket_request_max_bytes;
+    let limits = FrameLimits {
+        max_frame_bytes: broker.config.socket_request_max_bytes,
+        idle: Duration::from_millis(broker.config.connections_max_idle_ms),
+        progress: FRAME_PROGRESS_TIMEOUT
+            .min(Duration::from_millis(broker.config.connections_max_idle_ms)),
+    };
+    let owed_count = Arc::new(AtomicUsize::new(0));
+    let response_budget = Arc::new(Semaphore::new(MAX_QUEUED_RESPONSE_BYTES));
     let ending = loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, max_frame) => frame,
+            frame = read_frame(&mut reader, &limits, &owed_count) => frame,
             _ = shutdown.changed() => break Ending::BrokerStopping,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break Ending::ClientGone,
+            Err(FrameError::Idle) => {
+                tracing::info!(connection = id, %peer, idle_ms = limits.idle.as_millis() as u64, "closing idle connection (connections.max.idle.ms)");
+                break Ending::ClientGone;
+            }
             Err(FrameError::Disconnected(e)) => {
                 tracing::info!(connection = id, %peer, error = %e, "client went away");
                 break Ending::ClientGone;
@@ -84,8 +132,19 @@ pub async fn run(
         };
         match dispatch(&broker, frame, id, peer) {
             Ok(Some(mut outgoing)) => {
+                outgoing.owed = Some(Owed::new(&owed_count));
                 if let Pending::Effect(effect) = outgoing.pending {
+                    // `queued.max.requests`: effects applied at once, broker-wide.
+                    let _slot = broker.apply_slots.acquire().await;
                     outgoing.pending = Pending::Ready(apply(effect).await);
+                }
+                if let Pending::Ready(Ok(body)) = &outgoing.pending {
+                    // Stop reading while the answers not yet written are too large.
+                    let share = body.len().clamp(1, MAX_QUEUED_RESPONSE_BYTES) as u32;
+                    match response_budget.clone().acquire_many_owned(share).await {
+                        Ok(permit) => outgoing.budget = Some(permit),
+                        Err(_) => break Ending::ClientGone,
+                    }
                 }
                 if queue.send(outgoing).await.is_err() {
                     break Ending::ClientGone;
@@ -136,25 +195,50 @@ enum FrameError {
     Disconnected(std::io::Error),
     /// The bytes are not a frame this broker accepts.
     Invalid(String),
+    /// Nothing owed and nothing sent for `connections.max.idle.ms`.
+    Idle,
 }
 
-/// Reads one frame. `Ok(None)` is a clean end of stream between frames.
+struct FrameLimits {
+    max_frame_bytes: usize,
+    idle: Duration,
+    progress: Duration,
+}
+
+/// Reads one frame. `Ok(None)` is a clean end of stream between frames. Cancel-safe between
+/// frames only (the caller stops reading for good when it cancels).
 async fn read_frame(
     reader: &mut tokio::net::tcp::OwnedReadHalf,
-    max_frame: usize,
+    limits: &FrameLimits,
+    owed: &AtomicUsize,
 ) -> Result<Option<Bytes>, FrameError> {
     let mut length = [0u8; 4];
-    match reader.read_exact(&mut length).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(FrameError::Disconnected(e)),
+    let mut got = 0;
+    while got < 4 {
+        // Before a frame begins the connection may be idle; a client waiting for answers
+        // (a long poll) is not.
+        let wait = if got == 0 {
+            limits.idle
+        } else {
+            limits.progress
+        };
+        match tokio::time::timeout(wait, reader.read(&mut length[got..])).await {
+            Err(_) if got == 0 && owed.load(Ordering::Relaxed) > 0 => continue,
+            Err(_) if got == 0 => return Err(FrameError::Idle),
+            Err(_) => return Err(stalled(got, 4)),
+            Ok(Ok(0)) if got == 0 => return Ok(None),
+            Ok(Ok(0)) => return Err(ended(got, 4)),
+            Ok(Ok(n)) => got += n,
+            Ok(Err(e)) => return Err(FrameError::Disconnected(e)),
+        }
     }
     let length = i32::from_be_bytes(length);
     let length = usize::try_from(length)
         .map_err(|_| FrameError::Invalid(format!("negative frame length {length}")))?;
-    if length > max_frame {
+    if length > limits.max_frame_bytes {
         return Err(FrameError::Invalid(format!(
-            "frame of {length} bytes exceeds socket.request.max.bytes {max_frame}"
+            "frame of {length} bytes exceeds socket.request.max.bytes {}",
+            limits.max_frame_bytes
         )));
     }
     if length < FIXED_HEADER_BYTES {
@@ -162,22 +246,37 @@ async fn read_frame(
             "frame of {length} bytes is too short for a request header"
         )));
     }
-    // Read into spare capacity: no zero-filling of a buffer about to be overwritten.
-    let mut frame = BytesMut::with_capacity(length);
+    // Read into spare capacity (no zero-filling), grown as bytes arrive: a client announcing a
+    // large frame and sending little of it holds little.
+    let mut frame = BytesMut::with_capacity(length.min(FRAME_READ_CHUNK_BYTES));
     while frame.len() < length {
-        let mut limited = (&mut *reader).take((length - frame.len()) as u64);
-        match limited.read_buf(&mut frame).await {
-            Ok(0) => {
-                return Err(FrameError::Disconnected(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("frame ended after {} of {length} bytes", frame.len()),
-                )))
-            }
-            Ok(_) => {}
-            Err(e) => return Err(FrameError::Disconnected(e)),
+        let remaining = length - frame.len();
+        if frame.capacity() == frame.len() {
+            frame.reserve(remaining.min(frame.len().max(FRAME_READ_CHUNK_BYTES)));
+        }
+        let mut limited = (&mut *reader).take(remaining as u64);
+        match tokio::time::timeout(limits.progress, limited.read_buf(&mut frame)).await {
+            Err(_) => return Err(stalled(frame.len(), length)),
+            Ok(Ok(0)) => return Err(ended(frame.len(), length)),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(FrameError::Disconnected(e)),
         }
     }
     Ok(Some(frame.freeze()))
+}
+
+fn ended(got: usize, length: usize) -> FrameError {
+    FrameError::Disconnected(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("frame ended after {got} of {length} bytes"),
+    ))
+}
+
+fn stalled(got: usize, length: usize) -> FrameError {
+    FrameError::Disconnected(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("frame stalled after {got} of {length} bytes"),
+    ))
 }
 
 /// Answers one request frame (the bytes after the length prefix) as a connection would, and
@@ -231,6 +330,8 @@ fn dispatch(
                 api_key: ApiKey::ApiVersions,
                 version: 0,
                 pending: Pending::Ready(api_versions::unsupported_version_response()),
+                budget: None,
+                owed: None,
             }));
         }
         return Err(format!(
@@ -260,6 +361,8 @@ fn dispatch(
         api_key: spec.key,
         version,
         pending,
+        budget: None,
+        owed: None,
     }))
 }
 

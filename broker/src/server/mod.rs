@@ -5,9 +5,11 @@
 
 pub mod connection;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -65,8 +67,11 @@ pub async fn serve(
 ) {
     static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
     let open_connections = Arc::new(AtomicUsize::new(0));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let max_connections = broker.config.max_connections;
+    let max_per_ip = broker.config.max_connections_per_ip;
     let mut connections = tokio::task::JoinSet::new();
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -75,10 +80,18 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let (stream, peer) = match accepted {
-            Ok(x) => x,
+            Ok(x) => {
+                backoff.reset();
+                x
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                // Out of file descriptors (EMFILE) and the like: wait longer each time rather
+                // than spin, and say so once per wait, not per attempt.
+                let wait = backoff.next(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => break,
+                }
                 continue;
             }
         };
@@ -86,15 +99,33 @@ pub async fn serve(
             tracing::warn!(%peer, max_connections, "connection refused: max.connections reached");
             continue;
         }
+        let ip = peer.ip().to_canonical();
+        {
+            let mut per_ip = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let count = per_ip.entry(ip).or_insert(0);
+            if *count >= max_per_ip {
+                tracing::warn!(%peer, max_per_ip, "connection refused: max.connections.per.ip reached");
+                continue;
+            }
+            *count += 1;
+        }
         let _ = stream.set_nodelay(true);
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         let broker = broker.clone();
         let open = open_connections.clone();
+        let per_ip = per_ip.clone();
         let shutdown = shutdown.clone();
         open.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
             connection::run(stream, peer, id, broker, shutdown).await;
             open.fetch_sub(1, Ordering::Relaxed);
+            let mut per_ip = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(count) = per_ip.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
         });
     }
     // Stop accepting: the listening socket closes here.
@@ -110,5 +141,50 @@ pub async fn serve(
             "connections still busy at shutdown are closed"
         );
         connections.shutdown().await;
+    }
+}
+
+/// Backoff after failed accepts: 10 ms doubling to 1 s, reset by a successful accept.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_secs(1);
+
+    fn next(&mut self, error: &std::io::Error) -> Duration {
+        let wait = Self::FIRST
+            .saturating_mul(1u32 << self.failures.min(16))
+            .min(Self::LONGEST);
+        self.failures = self.failures.saturating_add(1);
+        // One line for the first failure and then one per second at most.
+        if self.failures == 1 || wait == Self::LONGEST {
+            tracing::warn!(error = %error, failures = self.failures, wait_ms = wait.as_millis() as u64, "accept failed");
+        }
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_grows_to_a_second_and_resets() {
+        let mut backoff = AcceptBackoff::default();
+        let error = std::io::Error::other("too many open files");
+        let waits: Vec<Duration> = (0..10).map(|_| backoff.next(&error)).collect();
+        assert_eq!(waits[0], Duration::from_millis(10));
+        assert_eq!(waits[1], Duration::from_millis(20));
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(waits[9], Duration::from_secs(1));
+        backoff.reset();
+        assert_eq!(backoff.next(&error), Duration::from_millis(10));
     }
 }
