@@ -60,6 +60,8 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                     // batch per partition", INVALID_RECORD.
                     if r.is_empty() {
                         Err(AppendError::NotOneBatch)
+                    } else if r.len() >= 8 && r[..8] != [0; 8] {
+                        Err(AppendError::NonZeroBaseOffset)
                     } else {
                         log.append(r, now_ms)
                     }

@@ -52,6 +52,9 @@ pub enum AppendError {
     Corrupt(#[from] BatchError),
     #[error("a produce record set must hold exactly one batch")]
     NotOneBatch,
+    /// Kafka (`UnifiedLog.analyzeAndValidateRecords`): a client's batch starts at offset 0.
+    #[error("a produced batch must have base offset 0")]
+    NonZeroBaseOffset,
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: usize, max: i32 },
     #[error("control batches cannot be produced by clients")]
