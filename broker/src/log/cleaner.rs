@@ -432,4 +432,53 @@ mod tests {
         assert!(last.windows(2).all(|w| w[0].0 < w[1].0));
         Ok(())
     }
+
+    /// A head segment whose records are all superseded takes in its successor under its own
+    /// name: the log start offset stays, before and after a reopen, and a read inside the
+    /// cleaned range returns the next surviving batch.
+    #[test]
+    fn an_emptied_head_keeps_the_log_start_offset() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Arc::new(LogConfig {
+            segment_bytes: 100,
+            ..(*config()).clone()
+        });
+        let tp = TopicPartition::new("c", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config.clone(), 0, 0)?;
+        let keys = |v: &str| -> Vec<(String, Option<String>)> {
+            (0..3)
+                .map(|i| (format!("k{i}"), Some(format!("{v}{i}"))))
+                .collect()
+        };
+        log.append(&batch(&keys("old"), 1_000, Compression::None), 1_000)?;
+        log.append(&batch(&keys("new"), 1_000, Compression::Gzip), 1_000)?;
+        log.append(
+            &batch(
+                &[("t".into(), Some("tail".into()))],
+                1_000,
+                Compression::None,
+            ),
+            1_000,
+        )?;
+        assert_eq!(log.segment_count(), 3);
+        clean(&log, 1_100, &mut Throttle::new(f64::INFINITY))?.expect("due");
+        let check = |log: &PartitionLog| -> anyhow::Result<()> {
+            assert_eq!(log.offsets().log_start_offset, 0);
+            assert_eq!(log.segment_count(), 2);
+            for offset in [0, 2, 3] {
+                let bytes = log.read(offset, 1 << 20)?.expect("a batch");
+                assert_eq!(
+                    BatchHeader::parse(&bytes)?.base_offset,
+                    3,
+                    "read at {offset}"
+                );
+            }
+            Ok(())
+        };
+        check(&log)?;
+        assert!(!dir.path().join(format!("{}.log", file_stem(3))).exists());
+        drop(log);
+        check(&PartitionLog::open(dir.path(), tp, config, 0, 0)?)?;
+        Ok(())
+    }
 }
