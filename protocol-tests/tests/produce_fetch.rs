@@ -135,6 +135,18 @@ fn partition_errors_are_kafkas() {
         2,
         "CORRUPT_MESSAGE"
     );
+    // Kafka refuses a batch with a producer id but no sequence.
+    assert_eq!(
+        produce(
+            &mut client,
+            "t",
+            1,
+            batch(&[b"x"], Some((7, 0, -1)), Compression::None)
+        )
+        .0,
+        87,
+        "INVALID_RECORD"
+    );
     // Kafka refuses a client batch whose base offset is not 0.
     let mut offset_five = one().to_vec();
     offset_five[7] = 5;

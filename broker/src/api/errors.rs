@@ -21,7 +21,9 @@ pub fn append_error(e: &AppendError) -> ResponseError {
             ResponseError::CorruptMessage
         }
         AppendError::Corrupt(_) => ResponseError::InvalidRecord,
-        AppendError::NonZeroBaseOffset => ResponseError::InvalidRecord,
+        AppendError::NonZeroBaseOffset | AppendError::InvalidSequence => {
+            ResponseError::InvalidRecord
+        }
         AppendError::NotOneBatch => ResponseError::InvalidRecord,
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::ControlBatch => ResponseError::InvalidRecord,

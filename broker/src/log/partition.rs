@@ -55,6 +55,9 @@ pub enum AppendError {
     /// Kafka (`UnifiedLog.analyzeAndValidateRecords`): a client's batch starts at offset 0.
     #[error("a produced batch must have base offset 0")]
     NonZeroBaseOffset,
+    /// Kafka (`LogValidator.validateBatch`): a batch with a producer id needs a sequence.
+    #[error("a batch with a producer id must carry a base sequence >= 0")]
+    InvalidSequence,
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: usize, max: i32 },
     #[error("control batches cannot be produced by clients")]
