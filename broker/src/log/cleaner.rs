@@ -181,8 +181,9 @@ pub fn clean(
                     r
                 })
                 .collect();
+            let mut encoded = BytesMut::new();
             RecordBatchEncoder::encode(
-                &mut out,
+                &mut encoded,
                 &survivors,
                 &RecordEncodeOptions {
                     version: 2,
@@ -190,6 +191,21 @@ pub fn clean(
                 },
             )
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            if header.is_log_append_time() {
+                // The encoder writes CreateTime batches from the records' own timestamps; a
+                // LogAppendTime batch keeps its type and append time, which the time index
+                // and ListOffsets read.
+                let positions: Vec<(usize, usize)> = super::batch::headers(&encoded)
+                    .map(|(h, at)| (at, h.size))
+                    .collect();
+                for (at, size) in positions {
+                    super::batch::set_log_append_time(
+                        &mut encoded[at..at + size],
+                        header.max_timestamp,
+                    );
+                }
+            }
+            out.extend_from_slice(&encoded);
             Ok(())
         })?;
         stats.segments += 1;
@@ -479,6 +495,48 @@ mod tests {
         assert!(!dir.path().join(format!("{}.log", file_stem(3))).exists());
         drop(log);
         check(&PartitionLog::open(dir.path(), tp, config, 0, 0)?)?;
+        Ok(())
+    }
+
+    /// A LogAppendTime batch that loses records stays a LogAppendTime batch with its append
+    /// time, not the producers' CreateTime values.
+    #[test]
+    fn rewritten_log_append_time_batches_keep_their_append_time() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Arc::new(LogConfig {
+            segment_bytes: 150,
+            log_append_time: true,
+            ..(*config()).clone()
+        });
+        let log = PartitionLog::open(dir.path(), TopicPartition::new("c", 0), config, 0, 0)?;
+        let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+        log.append(
+            &batch(
+                &[kv("a", "1"), kv("b", "1"), kv("c", "1")],
+                10,
+                Compression::Gzip,
+            ),
+            5_000,
+        )?;
+        log.append(&batch(&[kv("b", "2")], 10, Compression::None), 6_000)?;
+        for i in 0..4 {
+            log.append(
+                &batch(
+                    &[kv(&format!("z{i}"), &"x".repeat(60))],
+                    10,
+                    Compression::None,
+                ),
+                7_000,
+            )?;
+        }
+        clean(&log, 8_000, &mut Throttle::new(f64::INFINITY))?.expect("due");
+        let first = log.read(0, 1)?.expect("a batch");
+        let header = BatchHeader::parse(&first)?;
+        assert_eq!(header.record_count, 2, "b moved on");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, 5_000);
+        crate::log::batch::validate_stored(&first[..header.size])?;
+        assert_eq!(log.offset_for_timestamp(4_000)?, Some((0, 5_000)));
         Ok(())
     }
 }
