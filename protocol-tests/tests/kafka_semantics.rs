@@ -606,7 +606,7 @@ fn bomb(codec: i16, value_bytes: u64, unset_max_timestamp: bool, zeros_only: boo
 
 /// Issue 10, item 3: decompression is bounded by `max.message.bytes` × 64 wherever the broker
 /// reads records (a batch with an unset max timestamp, recompression, timestamp checks,
-/// ListOffsets by timestamp): bombs get MESSAGE_TOO_LARGE (or CORRUPT_MESSAGE when they hold
+/// ListOffsets by timestamp): bombs get MESSAGE_TOO_LARGE (or INVALID_RECORD when they hold
 /// no valid record) and the broker stays up with a bounded peak RSS.
 #[test]
 fn decompression_bombs_are_refused_with_bounded_memory() {
@@ -656,9 +656,10 @@ fn decompression_bombs_are_refused_with_bounded_memory() {
         produce_detailed(&mut client, "checked", set_max.clone()).0,
         10
     );
+    // Zeros are no record at all: INVALID_RECORD, as Kafka's record parser answers.
     assert_eq!(
         produce_detailed(&mut client, "bombs", bomb(4, 1 << 30, true, true)).0,
-        2
+        87
     );
     // A bomb the broker has no reason to open is stored as sent (Kafka too accepts a valid
     // record of any inflated size); looking it up by time does not inflate it.
@@ -891,4 +892,82 @@ fn admin_validation_answers_as_kafka() {
     assert_eq!(delete(&mut client, None, Uuid::nil()), 42);
     assert_eq!(list_offsets(&mut client, "col.x", -1).0, 0, "still there");
     assert_eq!(delete(&mut client, None, id), 0);
+}
+
+/// Beyond the rows: request-level checks found auditing Kafka's validation paths
+/// (CreateTopics duplicates, null config values, assignments with a count; ListOffsets
+/// duplicates and other negative timestamps).
+#[test]
+fn request_checks_answer_as_kafka() {
+    let broker = BrokerProcess::start(&[]);
+    let mut client = broker.client();
+    let creatable = |topic: &str| {
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+    };
+    let response = client
+        .call(
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![
+                creatable("twice"),
+                creatable("once"),
+                creatable("twice"),
+                creatable("null-config").with_configs(vec![
+                    create_topics_request::CreatableTopicConfig::default()
+                        .with_name(str("retention.ms"))
+                        .with_value(None),
+                ]),
+                creatable("assigned").with_assignments(vec![
+                    create_topics_request::CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(1)]),
+                ]),
+            ]),
+        )
+        .expect("create topics");
+    let answers: Vec<(String, i16)> = response
+        .topics
+        .iter()
+        .map(|t| (t.name.to_string(), t.error_code))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("twice".to_string(), 42),
+            ("once".to_string(), 0),
+            ("null-config".to_string(), 40),
+            ("assigned".to_string(), 42),
+        ]
+    );
+    assert_eq!(list_offsets(&mut client, "twice", -1).0, 3, "not created");
+    produce_ok(
+        &mut client,
+        "once",
+        batch(&[b"a", b"b"], None, Compression::None),
+    );
+    // Other negative timestamps are searched like any timestamp: the first record.
+    assert_eq!(list_offsets(&mut client, "once", -10).1, 0);
+    let partition = |t: i64| {
+        list_offsets_request::ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(t)
+    };
+    let response = client
+        .call(
+            8,
+            &ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(name("once"))
+                    .with_partitions(vec![partition(-1), partition(-2)])]),
+        )
+        .expect("list offsets");
+    let codes: Vec<i16> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [42, 42]);
 }

@@ -120,10 +120,40 @@ fn partition_errors_are_kafkas() {
     );
     let mut truncated = one().to_vec();
     truncated.truncate(truncated.len() - 3);
+    // An incomplete batch is no batch to Kafka (`ByteBufferLogInputStream.nextBatch`), so
+    // "at least one record batch" fails: INVALID_RECORD. A bad CRC is CORRUPT_MESSAGE.
     assert_eq!(
         produce(&mut client, "t", 1, truncated.into()).0,
+        87,
+        "INVALID_RECORD"
+    );
+    let mut flipped = one().to_vec();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x55;
+    assert_eq!(
+        produce(&mut client, "t", 1, flipped.into()).0,
         2,
         "CORRUPT_MESSAGE"
+    );
+    // Kafka refuses a batch with a producer id but no sequence.
+    assert_eq!(
+        produce(
+            &mut client,
+            "t",
+            1,
+            batch(&[b"x"], Some((7, 0, -1)), Compression::None)
+        )
+        .0,
+        87,
+        "INVALID_RECORD"
+    );
+    // Kafka refuses a client batch whose base offset is not 0.
+    let mut offset_five = one().to_vec();
+    offset_five[7] = 5;
+    assert_eq!(
+        produce(&mut client, "t", 1, offset_five.into()).0,
+        87,
+        "INVALID_RECORD"
     );
     // Produce v3+ carries exactly one batch, as Kafka requires.
     let two = [one().to_vec(), one().to_vec()].concat();

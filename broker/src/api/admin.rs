@@ -1,7 +1,7 @@
 //! Topic and cluster administration: CreateTopics (with `validate_only`), DeleteTopics (by
 //! name, and by id from v6), CreatePartitions, DescribeCluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -36,10 +36,31 @@ pub fn create_topics(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
     let broker = broker.clone();
     Reply::Apply(Box::pin(async move {
         let results = blocking(move || {
+            // A name given twice is answered once, with INVALID_REQUEST, and not created
+            // (Kafka: "Duplicate topic name").
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for topic in &request.topics {
+                *counts.entry(topic.name.as_str()).or_default() += 1;
+            }
+            let mut answered = HashSet::new();
             request
                 .topics
                 .iter()
-                .map(|topic| create_one(&broker, topic, request.validate_only))
+                .filter(|topic| answered.insert(topic.name.as_str()))
+                .map(|topic| {
+                    if counts.get(topic.name.as_str()).copied().unwrap_or(0) > 1 {
+                        CreatableTopicResult::default()
+                            .with_name(topic.name.clone())
+                            .with_num_partitions(-1)
+                            .with_replication_factor(-1)
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(StrBytes::from_static_str(
+                                "Duplicate topic name.",
+                            )))
+                    } else {
+                        create_one(&broker, topic, request.validate_only)
+                    }
+                })
                 .collect::<Vec<_>>()
         })
         .await
@@ -73,6 +94,24 @@ fn create_one(
         (n, _) => n,
     };
     let replication = topic.replication_factor;
+    // Kafka's request checks, before any topic rule: explicit assignments exclude a count or a
+    // replication factor, and a config needs a value.
+    if !topic.assignments.is_empty() && (topic.num_partitions != -1 || replication != -1) {
+        return result
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Both numPartitions or replicationFactor and replicasAssignments were set. \
+                 Both cannot be used at the same time.",
+            )));
+    }
+    if let Some(c) = topic.configs.iter().find(|c| c.value.is_none()) {
+        return result
+            .with_error_code(ResponseError::InvalidConfig.code())
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "Null value not supported for topic configs: {}",
+                c.name.as_str()
+            ))));
+    }
     let configs: BTreeMap<String, String> = topic
         .configs
         .iter()

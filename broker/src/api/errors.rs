@@ -3,13 +3,27 @@
 use kafka_protocol::error::ResponseError;
 
 use crate::group::GroupError;
+use crate::log::batch::{self, BatchError};
 use crate::log::partition::{AppendError, ReadError};
 use crate::metadata::MetadataError;
 use crate::txn::producer_state::SequenceError;
 
 pub fn append_error(e: &AppendError) -> ResponseError {
     match e {
-        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
+        // As Kafka answers each: a CRC mismatch or a length below any batch's is a corrupt
+        // record (CorruptRecordException); an incomplete batch is no batch at all, and bad
+        // magic, counts or records are invalid records (InvalidRecordException, from
+        // `ProduceRequest.validateRecords` and `LogValidator.validateBatch`).
+        AppendError::Corrupt(BatchError::CrcMismatch { .. }) => ResponseError::CorruptMessage,
+        AppendError::Corrupt(BatchError::BadLength(length))
+            if *length < (batch::HEADER_BYTES - batch::LOG_OVERHEAD) as i32 =>
+        {
+            ResponseError::CorruptMessage
+        }
+        AppendError::Corrupt(_) => ResponseError::InvalidRecord,
+        AppendError::NonZeroBaseOffset | AppendError::InvalidSequence => {
+            ResponseError::InvalidRecord
+        }
         AppendError::NotOneBatch => ResponseError::InvalidRecord,
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::ControlBatch => ResponseError::InvalidRecord,

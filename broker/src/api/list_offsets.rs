@@ -28,7 +28,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter())
-        .any(|p| p.timestamp >= 0 || p.timestamp == MAX_TIMESTAMP);
+        .any(|p| !matches!(p.timestamp, LATEST | EARLIEST | EARLIEST_LOCAL));
     if !needs_scan {
         return Reply::Now(encode(&answer(broker, &request, version), version));
     }
@@ -46,6 +46,16 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
 fn answer(broker: &Broker, request: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     // Leader epochs exist in the response from v4 on.
     let leader_epoch = if version >= 4 { 0 } else { -1 };
+    // A partition asked for twice gets INVALID_REQUEST in each answer, as in Kafka
+    // (`ListOffsetsRequest.duplicatePartitions`).
+    let mut seen = std::collections::HashMap::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            *seen
+                .entry((topic.name.as_str(), p.partition_index))
+                .or_insert(0usize) += 1;
+        }
+    }
     let topics = request
         .topics
         .iter()
@@ -59,6 +69,11 @@ fn answer(broker: &Broker, request: &ListOffsetsRequest, version: i16) -> ListOf
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(leader_epoch);
+                    if seen.get(&(topic.name.as_str(), p.partition_index)).copied() > Some(1) {
+                        return base
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_leader_epoch(-1);
+                    }
                     let Some(log) = broker.partition(topic.name.as_str(), p.partition_index) else {
                         return base
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -69,8 +84,9 @@ fn answer(broker: &Broker, request: &ListOffsetsRequest, version: i16) -> ListOf
                         LATEST => Ok(Some((offsets.high_watermark, -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((offsets.log_start_offset, -1))),
                         MAX_TIMESTAMP => log.max_timestamp_offset(),
-                        t if t >= 0 => log.offset_for_timestamp(t),
-                        _ => Ok(None),
+                        // Any other value is searched as a timestamp, as Kafka does: every
+                        // record is at or after a negative one.
+                        t => log.offset_for_timestamp(t),
                     };
                     match found {
                         Ok(Some((offset, timestamp))) => {

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{decode, encode, errors, Reply, RequestContext, RequestError, ResponseBody};
 use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
+use crate::log::batch::BatchHeader;
 use crate::log::partition::AppendError;
 
 /// The first Produce version the `kafka-protocol` crate decodes (message format v2).
@@ -60,6 +61,12 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                     // batch per partition", INVALID_RECORD.
                     if r.is_empty() {
                         Err(AppendError::NotOneBatch)
+                    } else if r.len() >= 8 && r[..8] != [0; 8] {
+                        Err(AppendError::NonZeroBaseOffset)
+                    } else if BatchHeader::parse(r)
+                        .is_ok_and(|h| h.has_producer_id() && h.base_sequence < 0)
+                    {
+                        Err(AppendError::InvalidSequence)
                     } else {
                         log.append(r, now_ms)
                     }

@@ -206,8 +206,9 @@ pub fn clean(
                     r
                 })
                 .collect();
+            let mut encoded = BytesMut::new();
             RecordBatchEncoder::encode(
-                &mut out,
+                &mut encoded,
                 &survivors,
                 &RecordEncodeOptions {
                     version: 2,
@@ -215,6 +216,21 @@ pub fn clean(
                 },
             )
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            if header.is_log_append_time() {
+                // The encoder writes CreateTime batches from the records' own timestamps; a
+                // LogAppendTime batch keeps its type and append time, which the time index
+                // and ListOffsets read.
+                let positions: Vec<(usize, usize)> = super::batch::headers(&encoded)
+                    .map(|(h, at)| (at, h.size))
+                    .collect();
+                for (at, size) in positions {
+                    super::batch::set_log_append_time(
+                        &mut encoded[at..at + size],
+                        header.max_timestamp,
+                    );
+                }
+            }
+            out.extend_from_slice(&encoded);
             Ok(())
         })?;
         stats.segments += 1;
@@ -464,6 +480,97 @@ mod tests {
             "tombstones older than delete.retention.ms are gone"
         );
         assert!(last.windows(2).all(|w| w[0].0 < w[1].0));
+        Ok(())
+    }
+
+    /// A head segment whose records are all superseded takes in its successor under its own
+    /// name: the log start offset stays, before and after a reopen, and a read inside the
+    /// cleaned range returns the next surviving batch.
+    #[test]
+    fn an_emptied_head_keeps_the_log_start_offset() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Arc::new(LogConfig {
+            segment_bytes: 100,
+            ..(*config()).clone()
+        });
+        let tp = TopicPartition::new("c", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config.clone(), 0, 0)?;
+        let keys = |v: &str| -> Vec<(String, Option<String>)> {
+            (0..3)
+                .map(|i| (format!("k{i}"), Some(format!("{v}{i}"))))
+                .collect()
+        };
+        log.append(&batch(&keys("old"), 1_000, Compression::None), 1_000)?;
+        log.append(&batch(&keys("new"), 1_000, Compression::Gzip), 1_000)?;
+        log.append(
+            &batch(
+                &[("t".into(), Some("tail".into()))],
+                1_000,
+                Compression::None,
+            ),
+            1_000,
+        )?;
+        assert_eq!(log.segment_count(), 3);
+        clean(&log, 1_100, &mut Throttle::new(f64::INFINITY))?.expect("due");
+        let check = |log: &PartitionLog| -> anyhow::Result<()> {
+            assert_eq!(log.offsets().log_start_offset, 0);
+            assert_eq!(log.segment_count(), 2);
+            for offset in [0, 2, 3] {
+                let bytes = log.read(offset, 1 << 20)?.expect("a batch");
+                assert_eq!(
+                    BatchHeader::parse(&bytes)?.base_offset,
+                    3,
+                    "read at {offset}"
+                );
+            }
+            Ok(())
+        };
+        check(&log)?;
+        assert!(!dir.path().join(format!("{}.log", file_stem(3))).exists());
+        drop(log);
+        check(&PartitionLog::open(dir.path(), tp, config, 0, 0)?)?;
+        Ok(())
+    }
+
+    /// A LogAppendTime batch that loses records stays a LogAppendTime batch with its append
+    /// time, not the producers' CreateTime values.
+    #[test]
+    fn rewritten_log_append_time_batches_keep_their_append_time() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Arc::new(LogConfig {
+            segment_bytes: 150,
+            log_append_time: true,
+            ..(*config()).clone()
+        });
+        let log = PartitionLog::open(dir.path(), TopicPartition::new("c", 0), config, 0, 0)?;
+        let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+        log.append(
+            &batch(
+                &[kv("a", "1"), kv("b", "1"), kv("c", "1")],
+                10,
+                Compression::Gzip,
+            ),
+            5_000,
+        )?;
+        log.append(&batch(&[kv("b", "2")], 10, Compression::None), 6_000)?;
+        for i in 0..4 {
+            log.append(
+                &batch(
+                    &[kv(&format!("z{i}"), &"x".repeat(60))],
+                    10,
+                    Compression::None,
+                ),
+                7_000,
+            )?;
+        }
+        clean(&log, 8_000, &mut Throttle::new(f64::INFINITY))?.expect("due");
+        let first = log.read(0, 1)?.expect("a batch");
+        let header = BatchHeader::parse(&first)?;
+        assert_eq!(header.record_count, 2, "b moved on");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, 5_000);
+        crate::log::batch::validate_stored(&first[..header.size])?;
+        assert_eq!(log.offset_for_timestamp(4_000)?, Some((0, 5_000)));
         Ok(())
     }
 }

@@ -52,6 +52,12 @@ pub enum AppendError {
     Corrupt(#[from] BatchError),
     #[error("a produce record set must hold exactly one batch")]
     NotOneBatch,
+    /// Kafka (`UnifiedLog.analyzeAndValidateRecords`): a client's batch starts at offset 0.
+    #[error("a produced batch must have base offset 0")]
+    NonZeroBaseOffset,
+    /// Kafka (`LogValidator.validateBatch`): a batch with a producer id needs a sequence.
+    #[error("a batch with a producer id must carry a base sequence >= 0")]
+    InvalidSequence,
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: usize, max: i32 },
     #[error("control batches cannot be produced by clients")]

@@ -400,4 +400,26 @@ mod tests {
         }
         Ok(())
     }
+
+    /// Random damage to the records section of every codec never panics and never reads past
+    /// the limit.
+    #[test]
+    fn damaged_records_never_panic() -> TestResult {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(19);
+        for codec in CODECS {
+            let good = crate::test_support::record_batch(&[b"abc", b"de", b"f"], 5, None, codec)?;
+            for _ in 0..2_000 {
+                let mut bytes = good.to_vec();
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(HEADER_BYTES..bytes.len());
+                    bytes[at] = rng.gen();
+                }
+                let header = BatchHeader::parse(&bytes)?;
+                let _ = walk(&bytes, &header, 4096, |_| true);
+                let _ = decode(&bytes, 4096);
+            }
+        }
+        Ok(())
+    }
 }
