@@ -3,12 +3,12 @@
 //! Handlers in `api/` receive an `Arc<Broker>`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use thiserror::Error;
 
 use crate::clock::Clock;
-use crate::config::{BrokerConfig, LogConfig};
+use crate::config::{BrokerConfig, Endpoint, LogConfig};
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::metadata::topic_configs::topic_config_def;
@@ -33,6 +33,9 @@ pub struct Broker {
     /// Exists once the offsets topic does: created by the first FindCoordinator, as in Kafka.
     groups: OnceLock<Arc<GroupCoordinator>>,
     creating_groups: Mutex<()>,
+    /// Listener name -> the host:port its clients are told to dial, filled in as each listener
+    /// is bound (port 0 resolves then).
+    endpoints: RwLock<BTreeMap<String, Endpoint>>,
 }
 
 /// Applies a topic's config overrides to the broker's log defaults.
@@ -148,6 +151,31 @@ pub fn log_config_for(
 }
 
 impl Broker {
+    /// Records what clients of a bound listener are told to dial.
+    pub fn register_endpoint(&self, listener: &str, endpoint: Endpoint) {
+        if let Ok(mut endpoints) = self.endpoints.write() {
+            endpoints.insert(listener.to_string(), endpoint);
+        }
+    }
+
+    /// The address Metadata, FindCoordinator and DescribeCluster give a client that arrived on
+    /// `listener` (Kafka's rule: answer with the listener the request came in on). A context
+    /// without a known listener (the fuzz entry point) gets the first client listener's.
+    pub fn advertised_endpoint(&self, listener: &str) -> Endpoint {
+        let endpoints = match self.endpoints.read() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(endpoint) = endpoints.get(listener) {
+            return endpoint.clone();
+        }
+        let first = &self.config.listeners.listeners[0];
+        endpoints
+            .get(&first.name)
+            .cloned()
+            .unwrap_or_else(|| self.config.listeners.endpoint_for(first, first.port))
+    }
+
     /// Opens the data directory and recovers every partition. Blocking.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
         let metadata = MetadataStore::open(&config.log_dir, config.node_id)?;
@@ -183,6 +211,7 @@ impl Broker {
             producer_ids,
             groups: OnceLock::new(),
             creating_groups: Mutex::new(()),
+            endpoints: RwLock::new(BTreeMap::new()),
         };
         if let Some(topic) = image.topic(OFFSETS_TOPIC) {
             let coordinator = broker.new_group_coordinator(topic.partitions)?;

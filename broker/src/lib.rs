@@ -34,6 +34,12 @@ pub async fn run(
     for key in &config.unknown {
         tracing::warn!(property = key, "unknown property ignored");
     }
+    if config.listeners.derived_from_advertised {
+        tracing::info!(
+            "listeners is not set: binding every advertised.listeners port on all interfaces, \
+             as Kafka's docker images do"
+        );
+    }
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
     let opening = config.clone();
     let broker =
@@ -44,22 +50,33 @@ pub async fn run(
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
-    for listener in &config.listeners {
+    for listener in &config.listeners.listeners {
         let bound = server::bind(listener).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {}:{}: {e}", listener.host, listener.port)
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!(
+                    "cannot listen on {listener} (listeners): the address is in use; is another \
+                     broker running? Pick another port with --override listeners=..."
+                )
+            } else {
+                anyhow::anyhow!("cannot listen on {listener} (listeners): {e}")
+            }
         })?;
+        let local = bound.local_addr()?;
+        let endpoint = config.listeners.endpoint_for(listener, local.port());
+        broker.register_endpoint(&listener.name, endpoint.clone());
         tracing::info!(
-            listener = %format!("{}://{}", listener.name, bound.local_addr()?),
-            advertised = %format!("{}:{}", config.advertised().host, config.advertised().port),
-            log_dir = %config.log_dir.display(),
-            "strom is ready"
+            listener = %format!("{}://{}", listener.name, local),
+            advertised = %format!("{}:{}", endpoint.host, endpoint.port),
+            "listening"
         );
         servers.push(tokio::spawn(server::serve(
             bound,
+            Arc::from(listener.name.as_str()),
             broker.clone(),
             stopped.clone(),
         )));
     }
+    tracing::info!(log_dir = %config.log_dir.display(), "strom is ready");
     let retention = spawn_every(
         Duration::from_millis(config.log_retention_check_interval_ms),
         stopped.clone(),

@@ -306,7 +306,7 @@ pub fn describe_cluster(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
     };
-    let advertised = broker.config.advertised();
+    let advertised = broker.advertised_endpoint(&ctx.listener);
     let node = broker.config.node_id;
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.metadata.cluster_id.clone()))

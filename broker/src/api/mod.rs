@@ -65,6 +65,8 @@ pub struct RequestContext {
     pub version: i16,
     pub connection_id: u64,
     pub peer: std::net::SocketAddr,
+    /// The name of the listener the connection arrived on (`PLAINTEXT`, `PLAINTEXT_HOST`, ...).
+    pub listener: Arc<str>,
 }
 
 impl RequestContext {

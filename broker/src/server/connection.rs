@@ -41,6 +41,7 @@ pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
+    listener: Arc<str>,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -67,7 +68,7 @@ pub async fn run(
                 break true;
             }
         };
-        match dispatch(&broker, frame, id, peer) {
+        match dispatch(&broker, frame, id, peer, &listener) {
             Ok(Some(outgoing)) => {
                 if queue.send(outgoing).await.is_err() {
                     break false;
@@ -148,7 +149,8 @@ pub async fn answer_frame(
     frame: Bytes,
     peer: SocketAddr,
 ) -> Result<Option<Bytes>, String> {
-    match dispatch(broker, frame, 0, peer)? {
+    let listener: Arc<str> = Arc::from(broker.config.listeners.listeners[0].name.as_str());
+    match dispatch(broker, frame, 0, peer, &listener)? {
         None => Ok(None),
         Some(Outgoing {
             pending: Pending::Ready(body),
@@ -167,6 +169,7 @@ fn dispatch(
     mut frame: Bytes,
     id: u64,
     peer: SocketAddr,
+    listener: &Arc<str>,
 ) -> Result<Option<Outgoing>, String> {
     if frame.len() < FIXED_HEADER_BYTES {
         return Err(format!(
@@ -203,6 +206,7 @@ fn dispatch(
         version,
         connection_id: id,
         peer,
+        listener: listener.clone(),
     };
     let pending = match (spec.handler)(broker, &ctx, frame) {
         Reply::Now(Err(e)) => return Err(e.to_string()),

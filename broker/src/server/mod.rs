@@ -56,9 +56,10 @@ fn bind_addr(addr: SocketAddr, only_v6: bool) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Accepts connections until `shutdown` flips to true.
+/// Accepts connections on the listener named `listener_name` until `shutdown` flips to true.
 pub async fn serve(
     listener: TcpListener,
+    listener_name: Arc<str>,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -87,9 +88,10 @@ pub async fn serve(
         let broker = broker.clone();
         let open = open_connections.clone();
         let shutdown = shutdown.clone();
+        let listener_name = listener_name.clone();
         open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            connection::run(stream, peer, id, broker, shutdown).await;
+            connection::run(stream, peer, id, listener_name, broker, shutdown).await;
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
