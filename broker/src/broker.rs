@@ -178,7 +178,11 @@ impl Broker {
 
     /// Opens the data directory and recovers every partition. Blocking.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
-        let metadata = MetadataStore::open(&config.log_dir, config.node_id)?;
+        let metadata = MetadataStore::open(
+            &config.log_dir,
+            config.node_id,
+            config.cluster_id.as_deref(),
+        )?;
         let logs = LogManager::open(&config.log_dir)?;
         let image = metadata.image();
         let now_ms = clock.now_ms();

@@ -332,8 +332,14 @@ impl ListenerSettings {
                     format!("{a} advertises port 0"),
                 ));
             }
+            // Kafka advertises the machine's name for an empty host; a single node is reached
+            // through published ports, where localhost is the name that works.
             let endpoint = Endpoint {
-                host: a.host.clone(),
+                host: if a.host.is_empty() {
+                    "localhost".to_string()
+                } else {
+                    a.host.clone()
+                },
                 port: a.port,
             };
             if advertised.insert(a.name.clone(), endpoint).is_some() {
@@ -473,6 +479,8 @@ const ACCEPTED: &[&str] = &[
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -488,26 +496,34 @@ const ACCEPTED: &[&str] = &[
     "min.insync.replicas",
 ];
 
-/// Environment variables of Kafka's docker image that are not broker properties.
+/// Environment variables of Kafka's docker images that are not broker properties and say
+/// nothing Strom could act on.
 const ENV_NOT_PROPERTIES: &[&str] = &[
     "KAFKA_VERSION",
-    "KAFKA_HEAP_OPTS",
-    "KAFKA_LOG4J_OPTS",
-    "KAFKA_OPTS",
-    "KAFKA_JMX_OPTS",
-    "KAFKA_JMX_PORT",
-    "KAFKA_JMX_HOSTNAME",
-    "KAFKA_JVM_PERFORMANCE_OPTS",
-    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_HOME",
+    "KAFKA_ENABLE_KRAFT",
     "KAFKA_LOG4J_ROOT_LOGLEVEL",
     "KAFKA_LOG4J_LOGGERS",
     "KAFKA_TOOLS_LOG4J_LOGLEVEL",
 ];
 
+/// JVM settings of Kafka's start scripts: accepted, and reported once as not applicable.
+const JVM_ENV: &[&str] = &[
+    "KAFKA_HEAP_OPTS",
+    "KAFKA_OPTS",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_DEBUG",
+    "KAFKA_JAVA_OPTS",
+];
+const JVM_ENV_PREFIXES: &[&str] = &["KAFKA_JMX_"];
+
 /// The raw property map, before it is typed.
 #[derive(Debug, Clone, Default)]
 pub struct Properties {
     values: BTreeMap<String, String>,
+    not_applicable: Vec<String>,
 }
 
 impl Properties {
@@ -544,11 +560,31 @@ impl Properties {
         Ok(())
     }
 
-    /// Applies `KAFKA_`-prefixed variables the way Kafka's docker image does.
+    /// Applies `KAFKA_`-prefixed variables the way Kafka's docker image does, Bitnami's
+    /// `KAFKA_CFG_` prefix, and the cluster id variables of the images (`CLUSTER_ID` for
+    /// apache/kafka and Confluent, `KAFKA_KRAFT_CLUSTER_ID` for Bitnami). JVM settings
+    /// (`KAFKA_HEAP_OPTS`, `KAFKA_JMX_*`, ...) are remembered to be reported as not applicable.
     pub fn load_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) {
+        let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+        // KAFKA_CFG_X beats KAFKA_X whatever the environment's order.
+        vars.sort_by_key(|(name, _)| name.starts_with("KAFKA_CFG_"));
         for (name, value) in vars {
-            let Some(rest) = name.strip_prefix("KAFKA_") else {
+            if name == "CLUSTER_ID" || name == "KAFKA_KRAFT_CLUSTER_ID" {
+                self.set("cluster.id", &value);
                 continue;
+            }
+            if JVM_ENV.contains(&name.as_str())
+                || JVM_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+            {
+                self.not_applicable.push(name);
+                continue;
+            }
+            let rest = match name.strip_prefix("KAFKA_CFG_") {
+                Some(rest) => rest,
+                None => match name.strip_prefix("KAFKA_") {
+                    Some(rest) => rest,
+                    None => continue,
+                },
             };
             if rest.is_empty() || ENV_NOT_PROPERTIES.contains(&name.as_str()) {
                 continue;
@@ -562,6 +598,11 @@ impl Properties {
                 .replace('\u{2}', "_");
             self.set(&key, &value);
         }
+    }
+
+    /// The JVM variables found by `load_env`, which do not apply to Strom.
+    pub fn not_applicable(&self) -> &[String] {
+        &self.not_applicable
     }
 
     pub fn apply_override(&mut self, text: &str) -> Result<(), ConfigError> {
@@ -595,6 +636,12 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
+    /// `cluster.id` (`CLUSTER_ID` in the images): written to a fresh data directory's
+    /// `meta.properties`; a directory formatted with another id is refused.
+    pub cluster_id: Option<String>,
+    /// JVM environment variables that were set (`KAFKA_HEAP_OPTS`, `KAFKA_JMX_PORT`, ...),
+    /// reported once at start as not applicable.
+    pub not_applicable: Vec<String>,
     /// Every property set explicitly (file, environment, overrides), as given.
     pub properties: BTreeMap<String, String>,
     /// Properties Strom does not know, reported once at start.
@@ -682,6 +729,14 @@ impl Default for LogConfig {
             compression: None,
         }
     }
+}
+
+/// Kafka's `Uuid.fromString`: 16 bytes in URL-safe base64 without padding.
+fn is_cluster_id(text: &str) -> bool {
+    text.len() == 22
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn parse<T: std::str::FromStr>(props: &Properties, key: &str) -> Result<T, ConfigError> {
@@ -910,6 +965,20 @@ impl BrokerConfig {
                 parse(props, "offsets.topic.segment.bytes")?,
                 14,
             )?,
+            cluster_id: match props.get("cluster.id") {
+                None => None,
+                Some(id) if is_cluster_id(id) => Some(id.to_string()),
+                Some(id) => {
+                    return Err(ConfigError::Invalid {
+                        key: "cluster.id".into(),
+                        value: id.into(),
+                        reason: "a cluster id is 22 characters of URL-safe base64 (a UUID), as \
+                                 `kafka-storage.sh random-uuid` prints"
+                            .into(),
+                    })
+                }
+            },
+            not_applicable: props.not_applicable.clone(),
             properties: props.values.clone(),
             unknown,
         })
@@ -973,8 +1042,31 @@ mod tests {
         ]);
         assert_eq!(props.get("log.dirs"), Some("/x"));
         assert_eq!(props.get("heap.opts"), None);
+        assert_eq!(props.not_applicable(), ["KAFKA_HEAP_OPTS".to_string()]);
         assert_eq!(props.get("some_underscore"), Some("1"));
         assert_eq!(props.get("some-dash"), Some("2"));
+        Ok(())
+    }
+
+    #[test]
+    fn bitnami_and_cluster_id_variables() -> TestResult {
+        let mut props = Properties::default();
+        props.load_env([
+            ("KAFKA_CFG_NUM_PARTITIONS".to_string(), "4".to_string()),
+            ("KAFKA_NUM_PARTITIONS".to_string(), "2".to_string()),
+            (
+                "KAFKA_KRAFT_CLUSTER_ID".to_string(),
+                "abcdefghijklmnopqrstuv".to_string(),
+            ),
+            ("KAFKA_JMX_PORT".to_string(), "9101".to_string()),
+        ]);
+        let config = BrokerConfig::from_properties(&props)?;
+        assert_eq!(config.num_partitions, 4);
+        assert_eq!(config.cluster_id.as_deref(), Some("abcdefghijklmnopqrstuv"));
+        assert_eq!(config.not_applicable, ["KAFKA_JMX_PORT".to_string()]);
+        assert!(config.unknown.is_empty(), "{:?}", config.unknown);
+        props.set("cluster.id", "not a uuid");
+        assert!(BrokerConfig::from_properties(&props).is_err());
         Ok(())
     }
 

@@ -34,6 +34,12 @@ pub async fn run(
     for key in &config.unknown {
         tracing::warn!(property = key, "unknown property ignored");
     }
+    if !config.not_applicable.is_empty() {
+        tracing::info!(
+            variables = %config.not_applicable.join(", "),
+            "JVM settings do not apply to Strom (no JVM); ignored"
+        );
+    }
     if config.listeners.derived_from_advertised {
         tracing::info!(
             "listeners is not set: binding every advertised.listeners port on all interfaces, \

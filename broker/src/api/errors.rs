@@ -42,7 +42,9 @@ pub fn metadata_error(e: &MetadataError) -> ResponseError {
         MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         MetadataError::InvalidConfig { .. } => ResponseError::InvalidConfig,
-        MetadataError::Io(_) | MetadataError::Corrupt(_) => ResponseError::KafkaStorageError,
+        MetadataError::Io(_)
+        | MetadataError::Corrupt(_)
+        | MetadataError::ClusterIdMismatch { .. } => ResponseError::KafkaStorageError,
     }
 }
 
