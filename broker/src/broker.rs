@@ -13,6 +13,7 @@ use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::metadata::topic_configs::topic_config_def;
 use crate::metadata::{MetadataError, MetadataStore, TopicRecord, MAX_PARTITIONS_PER_TOPIC};
+use crate::metrics::Metrics;
 use crate::txn::producer_ids::ProducerIdAllocator;
 
 #[derive(Debug, Error)]
@@ -29,6 +30,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub logs: LogManager,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
     producer_ids: ProducerIdAllocator,
     /// Exists once the offsets topic does: created by the first FindCoordinator, as in Kafka.
     groups: OnceLock<Arc<GroupCoordinator>>,
@@ -151,6 +153,24 @@ pub fn log_config_for(
 }
 
 impl Broker {
+    /// `/metrics`: the counters plus the gauges read from state now (log sizes, groups).
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(|log_size, groups| {
+            for log in self.logs.all() {
+                let tp = &log.topic_partition;
+                log_size
+                    .get_or_create(&crate::metrics::PartitionLabels {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition.to_string(),
+                    })
+                    .set(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX));
+            }
+            if let Some(Ok(listed)) = self.group_coordinator().map(|g| g.list()) {
+                groups.set(listed.len() as i64);
+            }
+        })
+    }
+
     /// Records what clients of a bound listener are told to dial.
     pub fn register_endpoint(&self, listener: &str, endpoint: Endpoint) {
         if let Ok(mut endpoints) = self.endpoints.write() {
@@ -216,6 +236,7 @@ impl Broker {
             groups: OnceLock::new(),
             creating_groups: Mutex::new(()),
             endpoints: RwLock::new(BTreeMap::new()),
+            metrics: Metrics::default(),
         };
         if let Some(topic) = image.topic(OFFSETS_TOPIC) {
             let coordinator = broker.new_group_coordinator(topic.partitions)?;

@@ -446,6 +446,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("max.connections", "2147483647"),
     ("queued.max.requests", "500"),
     ("strom.acks.all.fsync", "true"),
+    ("strom.http.listener", "http://:9644"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -636,6 +637,8 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
+    /// `strom.http.listener`: where `/metrics` and `/health` are served; `None` when set empty.
+    pub http_listener: Option<Listener>,
     /// `cluster.id` (`CLUSTER_ID` in the images): written to a fresh data directory's
     /// `meta.properties`; a directory formatted with another id is refused.
     pub cluster_id: Option<String>,
@@ -729,6 +732,24 @@ impl Default for LogConfig {
             compression: None,
         }
     }
+}
+
+/// `strom.http.listener` (`http://host:port`, an empty host for every interface); empty or
+/// `none` turns the HTTP listener off. `None` given means the default.
+pub fn http_listener(text: Option<&str>) -> Result<Option<Listener>, ConfigError> {
+    let text = text.unwrap_or("http://:9644").trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let listener = Listener::parse("strom.http.listener", text)?;
+    if listener.name != "HTTP" {
+        return Err(ConfigError::Invalid {
+            key: "strom.http.listener".into(),
+            value: text.into(),
+            reason: "expected http://host:port (or empty to turn it off)".into(),
+        });
+    }
+    Ok(Some(listener))
 }
 
 /// Kafka's `Uuid.fromString`: 16 bytes in URL-safe base64 without padding.
@@ -881,6 +902,7 @@ impl BrokerConfig {
                     key,
                     "listeners" | "advertised.listeners" | "security.inter.broker.protocol"
                 )
+                || key == "strom.http.listener"
         };
         let unknown = props.values.keys().filter(|k| !known(k)).cloned().collect();
         Ok(BrokerConfig {
@@ -965,6 +987,7 @@ impl BrokerConfig {
                 parse(props, "offsets.topic.segment.bytes")?,
                 14,
             )?,
+            http_listener: http_listener(props.get("strom.http.listener"))?,
             cluster_id: match props.get("cluster.id") {
                 None => None,
                 Some(id) if is_cluster_id(id) => Some(id.to_string()),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod group;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod server;
 pub mod test_support;
 pub mod txn;
@@ -82,6 +83,35 @@ pub async fn run(
             stopped.clone(),
         )));
     }
+    if let Some(http) = &config.http_listener {
+        let bound = server::bind(http).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!(
+                    "cannot serve metrics on {}:{} (strom.http.listener): the address is in \
+                     use; is another broker running? Set strom.http.listener to another \
+                     http://host:port, or to an empty value to turn it off",
+                    http.host,
+                    http.port
+                )
+            } else {
+                anyhow::anyhow!(
+                    "cannot serve metrics on {}:{} (strom.http.listener): {e}",
+                    http.host,
+                    http.port
+                )
+            }
+        })?;
+        tracing::info!(
+            http = %format!("http://{}", bound.local_addr()?),
+            "serving /metrics and /health"
+        );
+        servers.push(tokio::spawn(server::http::serve(
+            bound,
+            broker.clone(),
+            stopped.clone(),
+        )));
+    }
+    broker.metrics.broker_state.set(3);
     tracing::info!(log_dir = %config.log_dir.display(), "strom is ready");
     let retention = spawn_every(
         Duration::from_millis(config.log_retention_check_interval_ms),

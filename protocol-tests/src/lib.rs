@@ -102,6 +102,16 @@ impl BrokerProcess {
                 .arg("--override")
                 .arg(format!("listeners={listener}"));
         }
+        // Tests start brokers in parallel: metrics on a port of their own (logged at start).
+        if !self
+            .overrides
+            .iter()
+            .any(|o| o.starts_with("strom.http.listener="))
+        {
+            command
+                .arg("--override")
+                .arg("strom.http.listener=http://127.0.0.1:0");
+        }
         command
             .arg("--override")
             .arg(format!("log.dirs={}", self.log_dir().display()))
@@ -205,6 +215,8 @@ pub fn start_refused(args: &[&str], env: &[(&str, &str)]) -> (std::process::Exit
         .args(args)
         .arg("--override")
         .arg(format!("log.dirs={}", dir.path().join("data").display()))
+        .arg("--override")
+        .arg("strom.http.listener=http://127.0.0.1:0")
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(log);

@@ -34,7 +34,7 @@ fn is_listener_key(key: &str) -> bool {
 
 /// Rewrites what belongs to the machine, not the configuration: every port number in the
 /// listener and voter lists to a free one (one mapping for the whole file), bound hosts to
-/// 127.0.0.1, and `KAFKA_LOG_DIRS` into `data`. Returns the environment and the port mapping.
+/// 127.0.0.1, `KAFKA_LOG_DIRS` into `data`, and metrics on a free port. Returns the environment and the port mapping.
 fn for_this_machine(
     env: &[(String, String)],
     data: &Path,
@@ -65,6 +65,10 @@ fn for_this_machine(
         };
         out.push((key.clone(), value));
     }
+    out.push((
+        "KAFKA_STROM_HTTP_LISTENER".to_string(),
+        "http://127.0.0.1:0".to_string(),
+    ));
     (out, ports)
 }
 

@@ -82,6 +82,38 @@ impl RequestContext {
 
 pub type Handler = fn(&Arc<Broker>, &RequestContext, Bytes) -> Reply;
 
+/// Runs `spec`'s handler, counting the request and timing it until its response is ready
+/// (Kafka's RequestsPerSec and TotalTimeMs, without the time spent queued for the socket).
+pub fn call(spec: &ApiSpec, broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let labels = crate::metrics::RequestLabels {
+        request: format!("{:?}", spec.key),
+    };
+    broker.metrics.requests.get_or_create(&labels).inc();
+    // Wall time for a metric only; nothing decides on it.
+    let started = std::time::Instant::now();
+    let observe = move |broker: &Broker, labels: &crate::metrics::RequestLabels| {
+        broker
+            .metrics
+            .request_time_ms
+            .get_or_create(labels)
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
+    };
+    match (spec.handler)(broker, ctx, body) {
+        Reply::Later(deferred) => {
+            let broker = broker.clone();
+            Reply::Later(Box::pin(async move {
+                let body = deferred.await;
+                observe(&broker, &labels);
+                body
+            }))
+        }
+        reply => {
+            observe(broker, &labels);
+            reply
+        }
+    }
+}
+
 pub struct ApiSpec {
     pub key: ApiKey,
     pub min_version: i16,

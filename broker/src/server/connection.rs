@@ -208,7 +208,7 @@ fn dispatch(
         peer,
         listener: listener.clone(),
     };
-    let pending = match (spec.handler)(broker, &ctx, frame) {
+    let pending = match api::call(spec, broker, &ctx, frame) {
         Reply::Now(Err(e)) => return Err(e.to_string()),
         Reply::Now(body) => Pending::Ready(body),
         Reply::Later(deferred) => Pending::Waiting(deferred),

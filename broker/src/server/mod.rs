@@ -4,6 +4,7 @@
 //! Depends on `api` (dispatch table) and nothing below it directly.
 
 pub mod connection;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -91,7 +92,17 @@ pub async fn serve(
         let listener_name = listener_name.clone();
         open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            connection::run(stream, peer, id, listener_name, broker, shutdown).await;
+            broker.metrics.connection_opened(&listener_name);
+            connection::run(
+                stream,
+                peer,
+                id,
+                listener_name.clone(),
+                broker.clone(),
+                shutdown,
+            )
+            .await;
+            broker.metrics.connection_closed(&listener_name);
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
