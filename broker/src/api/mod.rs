@@ -14,6 +14,7 @@ pub mod configs;
 pub mod errors;
 pub mod fetch;
 pub mod groups;
+pub mod legacy;
 pub mod list_offsets;
 pub mod log_admin;
 pub mod metadata;
@@ -139,7 +140,7 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     },
     ApiSpec {
         key: ApiKey::ListOffsets,
-        min_version: 1,
+        min_version: 0,
         max_version: 8,
         handler: list_offsets::handle,
     },
@@ -157,7 +158,7 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     },
     ApiSpec {
         key: ApiKey::CreateTopics,
-        min_version: 2,
+        min_version: 0,
         max_version: 7,
         handler: admin::create_topics,
     },
@@ -241,7 +242,7 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     },
     ApiSpec {
         key: ApiKey::DescribeConfigs,
-        min_version: 1,
+        min_version: 0,
         max_version: 4,
         handler: configs::describe_configs,
     },
