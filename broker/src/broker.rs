@@ -3,16 +3,17 @@
 //! Handlers in `api/` receive an `Arc<Broker>`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use thiserror::Error;
 
 use crate::clock::Clock;
-use crate::config::{BrokerConfig, LogConfig};
+use crate::config::{BrokerConfig, Endpoint, LogConfig};
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogManager, Opening, PartitionLog, TopicPartition};
 use crate::metadata::topic_configs::topic_config_def;
 use crate::metadata::{MetadataError, MetadataStore, TopicRecord, MAX_PARTITIONS_PER_TOPIC};
+use crate::metrics::Metrics;
 use crate::txn::producer_ids::ProducerIdAllocator;
 
 #[derive(Debug, Error)]
@@ -29,6 +30,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub logs: LogManager,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
     producer_ids: ProducerIdAllocator,
     /// Exists once the offsets topic does: created by the first FindCoordinator, as in Kafka.
     groups: OnceLock<Arc<GroupCoordinator>>,
@@ -39,6 +41,9 @@ pub struct Broker {
     stop: tokio::sync::watch::Sender<bool>,
     /// `queued.max.requests` permits: requests whose effects are being applied at once.
     pub apply_slots: tokio::sync::Semaphore,
+    /// Listener name -> the host:port its clients are told to dial, filled in as each listener
+    /// is bound (port 0 resolves then).
+    endpoints: RwLock<BTreeMap<String, Endpoint>>,
 }
 
 /// Applies a topic's config overrides to the broker's log defaults.
@@ -218,12 +223,59 @@ pub fn log_config_for(
 }
 
 impl Broker {
+    /// `/metrics`: the counters plus the gauges read from state now (log sizes, groups).
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(|log_size, groups| {
+            for log in self.logs.all() {
+                let tp = &log.topic_partition;
+                log_size
+                    .get_or_create(&crate::metrics::PartitionLabels {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition.to_string(),
+                    })
+                    .set(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX));
+            }
+            if let Some(Ok(listed)) = self.group_coordinator().map(|g| g.list()) {
+                groups.set(listed.len() as i64);
+            }
+        })
+    }
+
+    /// Records what clients of a bound listener are told to dial.
+    pub fn register_endpoint(&self, listener: &str, endpoint: Endpoint) {
+        if let Ok(mut endpoints) = self.endpoints.write() {
+            endpoints.insert(listener.to_string(), endpoint);
+        }
+    }
+
+    /// The address Metadata, FindCoordinator and DescribeCluster give a client that arrived on
+    /// `listener` (Kafka's rule: answer with the listener the request came in on). A context
+    /// without a known listener (the fuzz entry point) gets the first client listener's.
+    pub fn advertised_endpoint(&self, listener: &str) -> Endpoint {
+        let endpoints = match self.endpoints.read() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(endpoint) = endpoints.get(listener) {
+            return endpoint.clone();
+        }
+        let first = &self.config.listeners.listeners[0];
+        endpoints
+            .get(&first.name)
+            .cloned()
+            .unwrap_or_else(|| self.config.listeners.endpoint_for(first, first.port))
+    }
+
     /// Opens the data directory and recovers every partition. Blocking.
     pub fn open(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
         // The log directories are locked first: nothing in them, metadata included, is read
         // or repaired while another broker may be using them.
         let logs = LogManager::open_dirs(&config.log_dirs)?;
-        let metadata = MetadataStore::open(&config.log_dir, config.node_id)?;
+        let metadata = MetadataStore::open(
+            &config.log_dir,
+            config.node_id,
+            config.cluster_id.as_deref(),
+        )?;
         let image = metadata.image();
         let now_ms = clock.now_ms();
         for topic in image.topics.values() {
@@ -272,6 +324,8 @@ impl Broker {
             apply_slots: tokio::sync::Semaphore::new(
                 config_queued_max_requests.min(tokio::sync::Semaphore::MAX_PERMITS),
             ),
+            endpoints: RwLock::new(BTreeMap::new()),
+            metrics: Metrics::default(),
         };
         if let Some(topic) = image.topic(OFFSETS_TOPIC) {
             let coordinator = broker.new_group_coordinator(topic.partitions)?;

@@ -30,7 +30,7 @@ pub enum ConfigError {
 }
 
 /// A listener such as `PLAINTEXT://:9092`. An empty host means every interface of both
-/// address families.
+/// address families. Names are upper-cased, as Kafka normalises them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub name: String,
@@ -51,13 +51,376 @@ impl Listener {
         let (host, port) = rest
             .rsplit_once(':')
             .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        if name.is_empty() {
+            return Err(invalid("expected NAME://host:port"));
+        }
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = port.parse().map_err(|_| invalid("port is not a number"))?;
+        let port = port
+            .parse()
+            .map_err(|_| invalid("the port must be a number from 0 to 65535"))?;
         Ok(Listener {
-            name: name.to_string(),
+            name: name.to_ascii_uppercase(),
             host: host.to_string(),
             port,
         })
+    }
+
+    /// Whether the host means every interface rather than an address clients can dial.
+    pub fn has_wildcard_host(&self) -> bool {
+        matches!(self.host.as_str(), "" | "0.0.0.0" | "::")
+    }
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
+/// The host:port clients are told to dial for one listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// `listener.security.protocol.map` values. Only PLAINTEXT is served so far; the others are
+/// refused at start rather than served as plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn parse(text: &str) -> Option<SecurityProtocol> {
+        match text.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+/// The listener settings, checked together the way Kafka's `KafkaConfig` checks them.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// Listeners bound for clients, in the order given; controller listeners are not among them.
+    pub listeners: Vec<Listener>,
+    /// Explicit `advertised.listeners` entries by listener name; a listener without one
+    /// advertises its own bound address.
+    pub advertised: BTreeMap<String, Endpoint>,
+    pub security_protocols: BTreeMap<String, SecurityProtocol>,
+    pub inter_broker_listener_name: String,
+    /// `controller.listener.names`: never advertised to clients, and not bound until the
+    /// cluster work brings a controller.
+    pub controller_listener_names: Vec<String>,
+    /// Whether `listeners` was derived from `advertised.listeners`, as the apache/kafka image's
+    /// entrypoint does when only the latter is set.
+    pub derived_from_advertised: bool,
+}
+
+fn listener_list(key: &str, text: &str) -> Result<Vec<Listener>, ConfigError> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Listener::parse(key, s.trim()))
+        .collect()
+}
+
+fn name_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl ListenerSettings {
+    fn from_properties(props: &Properties) -> Result<ListenerSettings, ConfigError> {
+        let invalid = |key: &str, value: &str, reason: String| ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        // An empty value counts as unset, as an empty KAFKA_LISTENERS does in Kafka's images.
+        let set = |key: &str| props.get(key).filter(|text| !text.trim().is_empty());
+        let advertised_text = set("advertised.listeners");
+        let advertised_list = match advertised_text {
+            Some(text) => listener_list("advertised.listeners", text)?,
+            None => Vec::new(),
+        };
+        let controller_listener_names = props
+            .get("controller.listener.names")
+            .map(name_list)
+            .unwrap_or_default();
+        // The apache/kafka and Confluent images bind every advertised port on all interfaces
+        // when only KAFKA_ADVERTISED_LISTENERS is given.
+        let (all_listeners, derived_from_advertised) = match set("listeners") {
+            Some(text) => (listener_list("listeners", text)?, false),
+            None if !advertised_list.is_empty() => (
+                advertised_list
+                    .iter()
+                    .map(|l| Listener {
+                        host: String::new(),
+                        ..l.clone()
+                    })
+                    .collect(),
+                true,
+            ),
+            None => (listener_list("listeners", "PLAINTEXT://:9092")?, false),
+        };
+        let listeners_text = props.get("listeners").unwrap_or("");
+        let mut seen_names = std::collections::BTreeSet::new();
+        let mut seen_ports = std::collections::BTreeSet::new();
+        for l in &all_listeners {
+            if !seen_names.insert(l.name.clone()) {
+                return Err(invalid(
+                    "listeners",
+                    listeners_text,
+                    format!("listener name {} appears more than once", l.name),
+                ));
+            }
+            if l.port != 0 && !seen_ports.insert(l.port) {
+                return Err(invalid(
+                    "listeners",
+                    listeners_text,
+                    format!("port {} is used by more than one listener", l.port),
+                ));
+            }
+        }
+
+        // Kafka's default map names each protocol after itself; in KRaft mode a controller
+        // listener missing from an unset map is PLAINTEXT.
+        let mut security_protocols = BTreeMap::new();
+        match props.get("listener.security.protocol.map") {
+            Some(text) => {
+                for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                    let (name, protocol) = entry
+                        .split_once(':')
+                        .map(|(n, p)| (n.trim(), p.trim()))
+                        .ok_or_else(|| {
+                            invalid(
+                                "listener.security.protocol.map",
+                                text,
+                                format!("entry '{entry}' is not LISTENER_NAME:PROTOCOL"),
+                            )
+                        })?;
+                    let protocol = SecurityProtocol::parse(protocol).ok_or_else(|| {
+                        invalid(
+                            "listener.security.protocol.map",
+                            text,
+                            format!(
+                                "'{protocol}' is not a security protocol \
+                                 (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)"
+                            ),
+                        )
+                    })?;
+                    security_protocols.insert(name.to_ascii_uppercase(), protocol);
+                }
+            }
+            None => {
+                for p in [
+                    SecurityProtocol::Plaintext,
+                    SecurityProtocol::Ssl,
+                    SecurityProtocol::SaslPlaintext,
+                    SecurityProtocol::SaslSsl,
+                ] {
+                    security_protocols.insert(p.name().to_string(), p);
+                }
+                for name in &controller_listener_names {
+                    security_protocols
+                        .entry(name.clone())
+                        .or_insert(SecurityProtocol::Plaintext);
+                }
+            }
+        }
+        for l in &all_listeners {
+            if !security_protocols.contains_key(&l.name) {
+                return Err(invalid(
+                    "listener.security.protocol.map",
+                    props.get("listener.security.protocol.map").unwrap_or(""),
+                    format!(
+                        "listener {} has no entry: add {}:PLAINTEXT (every name in listeners \
+                         needs a security protocol)",
+                        l.name, l.name
+                    ),
+                ));
+            }
+        }
+
+        let listeners: Vec<Listener> = all_listeners
+            .iter()
+            .filter(|l| !controller_listener_names.contains(&l.name))
+            .cloned()
+            .collect();
+        if listeners.is_empty() {
+            return Err(invalid(
+                "listeners",
+                listeners_text,
+                "no listener for clients: every listener is a controller listener \
+                 (controller.listener.names)"
+                    .to_string(),
+            ));
+        }
+        for l in &listeners {
+            let protocol = security_protocols[&l.name];
+            if protocol != SecurityProtocol::Plaintext {
+                return Err(invalid(
+                    "listeners",
+                    listeners_text,
+                    format!(
+                        "listener {l} uses {}, which Strom does not serve yet (no TLS or SASL); \
+                         map it to PLAINTEXT in listener.security.protocol.map or remove it",
+                        protocol.name()
+                    ),
+                ));
+            }
+        }
+
+        let mut advertised = BTreeMap::new();
+        for a in &advertised_list {
+            let text = advertised_text.unwrap_or("");
+            if controller_listener_names.contains(&a.name) {
+                continue;
+            }
+            if !listeners.iter().any(|l| l.name == a.name) {
+                return Err(invalid(
+                    "advertised.listeners",
+                    text,
+                    format!(
+                        "listener {} is not in listeners ({})",
+                        a.name,
+                        listeners
+                            .iter()
+                            .map(|l| l.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if matches!(a.host.as_str(), "0.0.0.0" | "::") {
+                return Err(invalid(
+                    "advertised.listeners",
+                    text,
+                    format!(
+                        "{a} advertises the wildcard address {}, which clients cannot dial; \
+                         give the host name clients use to reach this broker",
+                        a.host
+                    ),
+                ));
+            }
+            if a.port == 0 {
+                return Err(invalid(
+                    "advertised.listeners",
+                    text,
+                    format!("{a} advertises port 0"),
+                ));
+            }
+            // Kafka advertises the machine's name for an empty host; a single node is reached
+            // through published ports, where localhost is the name that works.
+            let endpoint = Endpoint {
+                host: if a.host.is_empty() {
+                    "localhost".to_string()
+                } else {
+                    a.host.clone()
+                },
+                port: a.port,
+            };
+            if advertised.insert(a.name.clone(), endpoint).is_some() {
+                return Err(invalid(
+                    "advertised.listeners",
+                    text,
+                    format!("listener name {} appears more than once", a.name),
+                ));
+            }
+        }
+
+        let inter_broker_listener_name =
+            match (
+                props.get("inter.broker.listener.name"),
+                props.get("security.inter.broker.protocol"),
+            ) {
+                (Some(_), Some(_)) => return Err(invalid(
+                    "inter.broker.listener.name",
+                    props.get("inter.broker.listener.name").unwrap_or(""),
+                    "only one of inter.broker.listener.name and security.inter.broker.protocol \
+                     may be set"
+                        .to_string(),
+                )),
+                (Some(name), None) => Some(("inter.broker.listener.name", name)),
+                (None, Some(protocol)) => Some(("security.inter.broker.protocol", protocol)),
+                (None, None) => None,
+            };
+        let inter_broker_listener_name = match inter_broker_listener_name {
+            Some((key, name)) => {
+                let name = name.trim().to_ascii_uppercase();
+                if !listeners.iter().any(|l| l.name == name) {
+                    return Err(invalid(
+                        key,
+                        &name,
+                        format!(
+                            "no listener named {name} in listeners ({})",
+                            listeners
+                                .iter()
+                                .map(|l| l.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                name
+            }
+            // Kafka's default is PLAINTEXT; with no such listener a single node has no peer to
+            // talk to, so the first client listener stands in.
+            None => listeners
+                .iter()
+                .find(|l| l.name == "PLAINTEXT")
+                .unwrap_or(&listeners[0])
+                .name
+                .clone(),
+        };
+
+        Ok(ListenerSettings {
+            listeners,
+            advertised,
+            security_protocols,
+            inter_broker_listener_name,
+            controller_listener_names,
+            derived_from_advertised,
+        })
+    }
+
+    /// What clients arriving on `listener` are told to dial: its `advertised.listeners` entry,
+    /// else its own address as bound (`bound_port` resolves port 0); a wildcard host advertises
+    /// `localhost`.
+    pub fn endpoint_for(&self, listener: &Listener, bound_port: u16) -> Endpoint {
+        if let Some(endpoint) = self.advertised.get(&listener.name) {
+            return endpoint.clone();
+        }
+        Endpoint {
+            host: if listener.has_wildcard_host() {
+                "localhost".to_string()
+            } else {
+                listener.host.clone()
+            },
+            port: bound_port,
+        }
     }
 }
 
@@ -89,6 +452,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("connections.max.idle.ms", "600000"),
     ("queued.max.requests", "500"),
     ("strom.acks.all.fsync", "true"),
+    ("strom.http.listener", "http://:9644"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -130,6 +494,8 @@ const ACCEPTED: &[&str] = &[
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -144,26 +510,34 @@ const ACCEPTED: &[&str] = &[
     "min.insync.replicas",
 ];
 
-/// Environment variables of Kafka's docker image that are not broker properties.
+/// Environment variables of Kafka's docker images that are not broker properties and say
+/// nothing Strom could act on.
 const ENV_NOT_PROPERTIES: &[&str] = &[
     "KAFKA_VERSION",
-    "KAFKA_HEAP_OPTS",
-    "KAFKA_LOG4J_OPTS",
-    "KAFKA_OPTS",
-    "KAFKA_JMX_OPTS",
-    "KAFKA_JMX_PORT",
-    "KAFKA_JMX_HOSTNAME",
-    "KAFKA_JVM_PERFORMANCE_OPTS",
-    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_HOME",
+    "KAFKA_ENABLE_KRAFT",
     "KAFKA_LOG4J_ROOT_LOGLEVEL",
     "KAFKA_LOG4J_LOGGERS",
     "KAFKA_TOOLS_LOG4J_LOGLEVEL",
 ];
 
+/// JVM settings of Kafka's start scripts: accepted, and reported once as not applicable.
+const JVM_ENV: &[&str] = &[
+    "KAFKA_HEAP_OPTS",
+    "KAFKA_OPTS",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_DEBUG",
+    "KAFKA_JAVA_OPTS",
+];
+const JVM_ENV_PREFIXES: &[&str] = &["KAFKA_JMX_"];
+
 /// The raw property map, before it is typed.
 #[derive(Debug, Clone, Default)]
 pub struct Properties {
     values: BTreeMap<String, String>,
+    not_applicable: Vec<String>,
 }
 
 impl Properties {
@@ -200,11 +574,31 @@ impl Properties {
         Ok(())
     }
 
-    /// Applies `KAFKA_`-prefixed variables the way Kafka's docker image does.
+    /// Applies `KAFKA_`-prefixed variables the way Kafka's docker image does, Bitnami's
+    /// `KAFKA_CFG_` prefix, and the cluster id variables of the images (`CLUSTER_ID` for
+    /// apache/kafka and Confluent, `KAFKA_KRAFT_CLUSTER_ID` for Bitnami). JVM settings
+    /// (`KAFKA_HEAP_OPTS`, `KAFKA_JMX_*`, ...) are remembered to be reported as not applicable.
     pub fn load_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) {
+        let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+        // KAFKA_CFG_X beats KAFKA_X whatever the environment's order.
+        vars.sort_by_key(|(name, _)| name.starts_with("KAFKA_CFG_"));
         for (name, value) in vars {
-            let Some(rest) = name.strip_prefix("KAFKA_") else {
+            if name == "CLUSTER_ID" || name == "KAFKA_KRAFT_CLUSTER_ID" {
+                self.set("cluster.id", &value);
                 continue;
+            }
+            if JVM_ENV.contains(&name.as_str())
+                || JVM_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+            {
+                self.not_applicable.push(name);
+                continue;
+            }
+            let rest = match name.strip_prefix("KAFKA_CFG_") {
+                Some(rest) => rest,
+                None => match name.strip_prefix("KAFKA_") {
+                    Some(rest) => rest,
+                    None => continue,
+                },
             };
             if rest.is_empty() || ENV_NOT_PROPERTIES.contains(&name.as_str()) {
                 continue;
@@ -220,6 +614,11 @@ impl Properties {
         }
     }
 
+    /// The JVM variables found by `load_env`, which do not apply to Strom.
+    pub fn not_applicable(&self) -> &[String] {
+        &self.not_applicable
+    }
+
     pub fn apply_override(&mut self, text: &str) -> Result<(), ConfigError> {
         let (key, value) = text
             .split_once('=')
@@ -233,8 +632,7 @@ impl Properties {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
-    pub listeners: Vec<Listener>,
-    pub advertised_listeners: Vec<Listener>,
+    pub listeners: ListenerSettings,
     /// The first entry of `log.dirs`: partitions and metadata live here.
     pub log_dir: PathBuf,
     /// Every entry of `log.dirs`; each is locked at start.
@@ -263,6 +661,14 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
+    /// `strom.http.listener`: where `/metrics` and `/health` are served; `None` when set empty.
+    pub http_listener: Option<Listener>,
+    /// `cluster.id` (`CLUSTER_ID` in the images): written to a fresh data directory's
+    /// `meta.properties`; a directory formatted with another id is refused.
+    pub cluster_id: Option<String>,
+    /// JVM environment variables that were set (`KAFKA_HEAP_OPTS`, `KAFKA_JMX_PORT`, ...),
+    /// reported once at start as not applicable.
+    pub not_applicable: Vec<String>,
     /// Every property set explicitly (file, environment, overrides), as given.
     pub properties: BTreeMap<String, String>,
     /// Properties Strom does not know, reported once at start.
@@ -385,6 +791,32 @@ impl Default for LogConfig {
     }
 }
 
+/// `strom.http.listener` (`http://host:port`, an empty host for every interface); empty or
+/// `none` turns the HTTP listener off. `None` given means the default.
+pub fn http_listener(text: Option<&str>) -> Result<Option<Listener>, ConfigError> {
+    let text = text.unwrap_or("http://:9644").trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let listener = Listener::parse("strom.http.listener", text)?;
+    if listener.name != "HTTP" {
+        return Err(ConfigError::Invalid {
+            key: "strom.http.listener".into(),
+            value: text.into(),
+            reason: "expected http://host:port (or empty to turn it off)".into(),
+        });
+    }
+    Ok(Some(listener))
+}
+
+/// Kafka's `Uuid.fromString`: 16 bytes in URL-safe base64 without padding.
+fn is_cluster_id(text: &str) -> bool {
+    text.len() == 22
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn parse<T: std::str::FromStr>(props: &Properties, key: &str) -> Result<T, ConfigError> {
     let value = props
         .get(key)
@@ -424,38 +856,7 @@ fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
 
 impl BrokerConfig {
     pub fn from_properties(props: &Properties) -> Result<BrokerConfig, ConfigError> {
-        let listeners = props
-            .get("listeners")
-            .unwrap_or("PLAINTEXT://:9092")
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| Listener::parse("listeners", s.trim()))
-            .collect::<Result<Vec<_>, _>>()?;
-        if listeners.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "listeners".into(),
-                value: String::new(),
-                reason: "at least one listener is required".into(),
-            });
-        }
-        let advertised_listeners = match props.get("advertised.listeners") {
-            Some(text) => text
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| Listener::parse("advertised.listeners", s.trim()))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => listeners
-                .iter()
-                .map(|l| Listener {
-                    host: if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
-                        "localhost".to_string()
-                    } else {
-                        l.host.clone()
-                    },
-                    ..l.clone()
-                })
-                .collect(),
-        };
+        let listeners = ListenerSettings::from_properties(props)?;
         // Kafka: log.dirs beats log.dir; a comma-separated list. An empty list is an error
         // (it would otherwise mean the working directory).
         let (dirs_key, dirs_value) = match props.get("log.dirs") {
@@ -588,7 +989,11 @@ impl BrokerConfig {
         let known = |key: &str| {
             DEFAULTS.iter().any(|(k, _)| *k == key)
                 || ACCEPTED.contains(&key)
-                || key == "advertised.listeners"
+                || matches!(
+                    key,
+                    "listeners" | "advertised.listeners" | "security.inter.broker.protocol"
+                )
+                || key == "strom.http.listener"
         };
         let unknown = props.values.keys().filter(|k| !known(k)).cloned().collect();
         Ok(BrokerConfig {
@@ -600,7 +1005,6 @@ impl BrokerConfig {
                 },
             },
             listeners,
-            advertised_listeners,
             log_dir,
             log_dirs,
             num_partitions: at_least("num.partitions", parse(props, "num.partitions")?, 1)?,
@@ -690,6 +1094,21 @@ impl BrokerConfig {
                 parse(props, "offsets.topic.segment.bytes")?,
                 14,
             )?,
+            http_listener: http_listener(props.get("strom.http.listener"))?,
+            cluster_id: match props.get("cluster.id") {
+                None => None,
+                Some(id) if is_cluster_id(id) => Some(id.to_string()),
+                Some(id) => {
+                    return Err(ConfigError::Invalid {
+                        key: "cluster.id".into(),
+                        value: id.into(),
+                        reason: "a cluster id is 22 characters of URL-safe base64 (a UUID), as \
+                                 `kafka-storage.sh random-uuid` prints"
+                            .into(),
+                    })
+                }
+            },
+            not_applicable: props.not_applicable.clone(),
             properties: props.values.clone(),
             unknown,
         })
@@ -714,11 +1133,6 @@ impl BrokerConfig {
         );
         out.into_iter().map(|(k, (v, set))| (k, v, set)).collect()
     }
-
-    /// The advertised listener clients are told about.
-    pub fn advertised(&self) -> &Listener {
-        &self.advertised_listeners[0]
-    }
 }
 
 #[cfg(test)]
@@ -730,9 +1144,16 @@ mod tests {
     #[test]
     fn defaults_are_kafkas() -> TestResult {
         let config = BrokerConfig::from_properties(&Properties::default())?;
-        assert_eq!(config.listeners[0].port, 9092);
-        assert_eq!(config.listeners[0].host, "");
-        assert_eq!(config.advertised().host, "localhost");
+        let first = &config.listeners.listeners[0];
+        assert_eq!(first.port, 9092);
+        assert_eq!(first.host, "");
+        assert_eq!(
+            config.listeners.endpoint_for(first, 9092),
+            Endpoint {
+                host: "localhost".into(),
+                port: 9092
+            }
+        );
         assert_eq!(config.num_partitions, 1);
         assert!(config.auto_create_topics_enable);
         assert_eq!(config.log.retention_ms, 168 * 3_600_000);
@@ -751,8 +1172,31 @@ mod tests {
         ]);
         assert_eq!(props.get("log.dirs"), Some("/x"));
         assert_eq!(props.get("heap.opts"), None);
+        assert_eq!(props.not_applicable(), ["KAFKA_HEAP_OPTS".to_string()]);
         assert_eq!(props.get("some_underscore"), Some("1"));
         assert_eq!(props.get("some-dash"), Some("2"));
+        Ok(())
+    }
+
+    #[test]
+    fn bitnami_and_cluster_id_variables() -> TestResult {
+        let mut props = Properties::default();
+        props.load_env([
+            ("KAFKA_CFG_NUM_PARTITIONS".to_string(), "4".to_string()),
+            ("KAFKA_NUM_PARTITIONS".to_string(), "2".to_string()),
+            (
+                "KAFKA_KRAFT_CLUSTER_ID".to_string(),
+                "abcdefghijklmnopqrstuv".to_string(),
+            ),
+            ("KAFKA_JMX_PORT".to_string(), "9101".to_string()),
+        ]);
+        let config = BrokerConfig::from_properties(&props)?;
+        assert_eq!(config.num_partitions, 4);
+        assert_eq!(config.cluster_id.as_deref(), Some("abcdefghijklmnopqrstuv"));
+        assert_eq!(config.not_applicable, ["KAFKA_JMX_PORT".to_string()]);
+        assert!(config.unknown.is_empty(), "{:?}", config.unknown);
+        props.set("cluster.id", "not a uuid");
+        assert!(BrokerConfig::from_properties(&props).is_err());
         Ok(())
     }
 
@@ -777,5 +1221,162 @@ mod tests {
         props.set("listeners", "nonsense");
         assert!(BrokerConfig::from_properties(&props).is_err());
         Ok(())
+    }
+
+    fn listeners_of(pairs: &[(&str, &str)]) -> Result<ListenerSettings, ConfigError> {
+        let mut props = Properties::default();
+        for (k, v) in pairs {
+            props.set(k, v);
+        }
+        BrokerConfig::from_properties(&props).map(|c| c.listeners)
+    }
+
+    fn error_text(pairs: &[(&str, &str)]) -> String {
+        match listeners_of(pairs) {
+            Ok(settings) => panic!("accepted: {settings:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_listener_advertises_its_own_entry() -> TestResult {
+        let settings = listeners_of(&[
+            (
+                "listeners",
+                "PLAINTEXT://:29092,controller://:9093,PLAINTEXT_HOST://127.0.0.1:9092",
+            ),
+            (
+                "advertised.listeners",
+                "PLAINTEXT://kafka:29092,PLAINTEXT_HOST://localhost:9092",
+            ),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+        ])?;
+        let names: Vec<&str> = settings.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["PLAINTEXT", "PLAINTEXT_HOST"],
+            "controller not bound"
+        );
+        let host = &settings.listeners[1];
+        assert_eq!(
+            settings.endpoint_for(host, 9092),
+            Endpoint {
+                host: "localhost".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(
+            settings.endpoint_for(&settings.listeners[0], 29092).host,
+            "kafka"
+        );
+        assert_eq!(settings.inter_broker_listener_name, "PLAINTEXT");
+        Ok(())
+    }
+
+    #[test]
+    fn a_listener_without_an_advertised_entry_advertises_its_bound_address() -> TestResult {
+        let settings = listeners_of(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:0,OTHER://127.0.0.2:0"),
+            ("advertised.listeners", "PLAINTEXT://broker-a:9092"),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
+            ),
+        ])?;
+        assert_eq!(
+            settings.endpoint_for(&settings.listeners[1], 40123),
+            Endpoint {
+                host: "127.0.0.2".into(),
+                port: 40123
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn listeners_are_derived_from_advertised_ones_when_unset() -> TestResult {
+        let settings = listeners_of(&[
+            (
+                "advertised.listeners",
+                "PLAINTEXT://kafka:29092,PLAINTEXT_HOST://localhost:9092",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+            ),
+        ])?;
+        assert!(settings.derived_from_advertised);
+        let bound: Vec<(String, String, u16)> = settings
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.host.clone(), l.port))
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                ("PLAINTEXT".to_string(), String::new(), 29092),
+                ("PLAINTEXT_HOST".to_string(), String::new(), 9092)
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn listener_mistakes_are_named_at_start() {
+        let e = error_text(&[("listeners", "PLAINTEXT://:9092,SSL://:9093")]);
+        assert!(
+            e.contains("SSL://:9093") && e.contains("does not serve"),
+            "{e}"
+        );
+        let e = error_text(&[
+            ("listeners", "CLIENT://:9092"),
+            ("listener.security.protocol.map", "CLIENT:SASL_PLAINTEXT"),
+        ]);
+        assert!(
+            e.contains("CLIENT://:9092") && e.contains("SASL_PLAINTEXT"),
+            "{e}"
+        );
+        let e = error_text(&[("listeners", "CLIENT://:9092")]);
+        assert!(e.contains("listener CLIENT has no entry"), "{e}");
+        let e = error_text(&[("advertised.listeners", "PLAINTEXT://0.0.0.0:9092")]);
+        assert!(e.contains("wildcard"), "{e}");
+        let e = error_text(&[
+            ("listeners", "PLAINTEXT://:9092"),
+            ("advertised.listeners", "EXTERNAL://example.com:9092"),
+        ]);
+        assert!(
+            e.contains("EXTERNAL is not in listeners (PLAINTEXT)"),
+            "{e}"
+        );
+        let e = error_text(&[
+            ("listeners", "PLAINTEXT://:9092"),
+            ("inter.broker.listener.name", "BROKER"),
+        ]);
+        assert!(
+            e.contains("inter.broker.listener.name") && e.contains("BROKER"),
+            "{e}"
+        );
+        let e = error_text(&[
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("security.inter.broker.protocol", "PLAINTEXT"),
+        ]);
+        assert!(e.contains("only one of"), "{e}");
+        let e = error_text(&[("listeners", "PLAINTEXT://:9092,OTHER://:9092")]);
+        assert!(e.contains("port 9092"), "{e}");
+        // A controller listener is never served, so its protocol does not matter yet.
+        assert!(listeners_of(&[
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"
+            ),
+        ])
+        .is_ok());
     }
 }

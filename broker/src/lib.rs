@@ -10,6 +10,7 @@ pub mod config;
 pub mod group;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod server;
 pub mod test_support;
 pub mod txn;
@@ -34,6 +35,18 @@ pub async fn run(
     for key in &config.unknown {
         tracing::warn!(property = key, "unknown property ignored");
     }
+    if !config.not_applicable.is_empty() {
+        tracing::info!(
+            variables = %config.not_applicable.join(", "),
+            "JVM settings do not apply to Strom (no JVM); ignored"
+        );
+    }
+    if config.listeners.derived_from_advertised {
+        tracing::info!(
+            "listeners is not set: binding every advertised.listeners port on all interfaces, \
+             as Kafka's docker images do"
+        );
+    }
     let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
     let opening = config.clone();
     let broker =
@@ -44,22 +57,62 @@ pub async fn run(
     }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
-    for listener in &config.listeners {
+    for listener in &config.listeners.listeners {
         let bound = server::bind(listener).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {}:{}: {e}", listener.host, listener.port)
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!(
+                    "cannot listen on {listener} (listeners): the address is in use; is another \
+                     broker running? Pick another port with --override listeners=..."
+                )
+            } else {
+                anyhow::anyhow!("cannot listen on {listener} (listeners): {e}")
+            }
         })?;
+        let local = bound.local_addr()?;
+        let endpoint = config.listeners.endpoint_for(listener, local.port());
+        broker.register_endpoint(&listener.name, endpoint.clone());
         tracing::info!(
-            listener = %format!("{}://{}", listener.name, bound.local_addr()?),
-            advertised = %format!("{}:{}", config.advertised().host, config.advertised().port),
-            log_dir = %config.log_dir.display(),
-            "strom is ready"
+            listener = %format!("{}://{}", listener.name, local),
+            advertised = %format!("{}:{}", endpoint.host, endpoint.port),
+            "listening"
         );
         servers.push(tokio::spawn(server::serve(
+            bound,
+            Arc::from(listener.name.as_str()),
+            broker.clone(),
+            stopped.clone(),
+        )));
+    }
+    if let Some(http) = &config.http_listener {
+        let bound = server::bind(http).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!(
+                    "cannot serve metrics on {}:{} (strom.http.listener): the address is in \
+                     use; is another broker running? Set strom.http.listener to another \
+                     http://host:port, or to an empty value to turn it off",
+                    http.host,
+                    http.port
+                )
+            } else {
+                anyhow::anyhow!(
+                    "cannot serve metrics on {}:{} (strom.http.listener): {e}",
+                    http.host,
+                    http.port
+                )
+            }
+        })?;
+        tracing::info!(
+            http = %format!("http://{}", bound.local_addr()?),
+            "serving /metrics and /health"
+        );
+        servers.push(tokio::spawn(server::http::serve(
             bound,
             broker.clone(),
             stopped.clone(),
         )));
     }
+    broker.metrics.broker_state.set(3);
+    tracing::info!(log_dir = %config.log_dir.display(), "strom is ready");
     let retention = spawn_every(
         Duration::from_millis(config.log_retention_check_interval_ms),
         stopped.clone(),

@@ -29,6 +29,12 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "healthcheck")
+    {
+        return healthcheck(std::env::args().nth(2));
+    }
     let args = Args::parse();
     match start(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -55,6 +61,44 @@ fn start(args: Args) -> anyhow::Result<()> {
         .thread_name("strom")
         .build()?;
     runtime.block_on(strom::run(config, shutdown_signal()))
+}
+
+/// `strom healthcheck [http://host:port]`: exits 0 when the broker's `/health` answers 200,
+/// 1 otherwise, for a compose `healthcheck:` without a shell. The address defaults to
+/// `strom.http.listener` from the environment (`KAFKA_STROM_HTTP_LISTENER`), the same the
+/// broker in this container was given; a wildcard host means this machine.
+fn healthcheck(url: Option<String>) -> std::process::ExitCode {
+    let listener = match url {
+        Some(url) => strom::config::http_listener(Some(&url)),
+        None => {
+            let mut props = Properties::default();
+            props.load_env(std::env::vars());
+            strom::config::http_listener(props.get("strom.http.listener"))
+        }
+    };
+    let listener = match listener {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            eprintln!("strom healthcheck: strom.http.listener is off; nothing to ask");
+            return std::process::ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("strom healthcheck: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let host = if listener.has_wildcard_host() {
+        "127.0.0.1"
+    } else {
+        listener.host.as_str()
+    };
+    match strom::server::http::probe(host, listener.port, std::time::Duration::from_secs(3)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strom healthcheck: unhealthy: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Every segment keeps files open, so many partitions need many descriptors: raise the soft

@@ -133,6 +133,12 @@ public final class StromClientCheck {
                 futures.add(producer.send(new ProducerRecord<>(topic, 0, ts, key(i), value(i), headers(i))));
             }
             producer.flush();
+            // The address the broker told this client to dial, for the listener tests.
+            for (org.apache.kafka.common.PartitionInfo p : producer.partitionsFor(topic)) {
+                if (p.partition() == 0) {
+                    System.out.println("leader " + p.leader().host() + ":" + p.leader().port());
+                }
+            }
             for (int i = 0; i < count; i++) {
                 long left = Math.max(1, deadlineNanos - System.nanoTime());
                 RecordMetadata md = futures.get(i).get(left, TimeUnit.NANOSECONDS);

@@ -79,6 +79,8 @@ class Broker:
             f"listeners={listener}",
             f"advertised.listeners={listener}",
             f"log.dirs={self.data_dir}",
+            # Many brokers run at once: metrics on a port of their own (logged at start).
+            "strom.http.listener=http://127.0.0.1:0",
             *self.extra_overrides,
         ]:
             args += ["--override", kv]

@@ -27,7 +27,8 @@ pub fn strom_binary() -> PathBuf {
     target.join("debug").join("strom")
 }
 
-fn free_port() -> u16 {
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
 }
@@ -95,9 +96,23 @@ impl BrokerProcess {
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0) as usize;
         let listener = format!("PLAINTEXT://{}:{}", self.listener_host, self.addr.port());
         let mut command = Command::new(binary);
+        // A test that sets its own listeners takes care of their ports.
+        if !self.overrides.iter().any(|o| o.starts_with("listeners=")) {
+            command
+                .arg("--override")
+                .arg(format!("listeners={listener}"));
+        }
+        // Tests start brokers in parallel: metrics on a port of their own (logged at start).
+        if !self
+            .overrides
+            .iter()
+            .any(|o| o.starts_with("strom.http.listener="))
+        {
+            command
+                .arg("--override")
+                .arg("strom.http.listener=http://127.0.0.1:0");
+        }
         command
-            .arg("--override")
-            .arg(format!("listeners={listener}"))
             .arg("--override")
             .arg(format!("log.dirs={}", self.log_dir().display()))
             .stdout(Stdio::null())
@@ -161,11 +176,6 @@ impl BrokerProcess {
         self.spawn();
     }
 
-    /// The broker's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
-    }
-
     /// Starts the broker again after `stop` (on the same data directory and port).
     pub fn start_again(&mut self) {
         if self.child.is_none() {
@@ -212,6 +222,45 @@ impl Drop for BrokerProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs the broker with `args` and `env` where it is expected to refuse to start: waits (bounded)
+/// for it to exit and returns its exit status and everything it logged. Panics if it keeps
+/// running.
+pub fn start_refused(args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_path = dir.path().join("broker.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut command = Command::new(strom_binary());
+    command
+        .args(args)
+        .arg("--override")
+        .arg(format!("log.dirs={}", dir.path().join("data").display()))
+        .arg("--override")
+        .arg("strom.http.listener=http://127.0.0.1:0")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start strom");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return (
+                status,
+                std::fs::read_to_string(&log_path).unwrap_or_default(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "broker kept running; log:\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
 }
 
 /// A blocking Kafka protocol client over one TCP connection.

@@ -14,6 +14,9 @@ fn topic(name: &str) -> TopicName {
 fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
     match key {
         ApiKey::Produce if version < 3 => legacy_produce(client, version),
+        ApiKey::ListOffsets if version == 0 => legacy_list_offsets(client),
+        ApiKey::CreateTopics if version < 2 => legacy_create_topics(client, version),
+        ApiKey::DescribeConfigs if version == 0 => legacy_describe_configs(client),
         ApiKey::Produce => {
             let request = ProduceRequest::default()
                 .with_acks(1)
@@ -642,6 +645,130 @@ fn legacy_commit(client: &mut Client, version: i16) -> anyhow::Result<()> {
         p.committed_offset == 42 && p.metadata.as_deref() == Some("meta"),
         "{fetched:?}"
     );
+    Ok(())
+}
+
+/// Sends a request the kafka-protocol crate cannot encode (a version Kafka 4 dropped) with a
+/// v1 request header; returns the response body after the correlation id.
+fn raw_call(
+    client: &mut Client,
+    key: i16,
+    version: i16,
+    body: &[u8],
+) -> anyhow::Result<bytes::Bytes> {
+    use bytes::{Buf, BufMut, BytesMut};
+    let mut frame = BytesMut::new();
+    frame.put_i32((10 + body.len()) as i32);
+    frame.put_i16(key);
+    frame.put_i16(version);
+    frame.put_i32(4242);
+    frame.put_i16(-1); // null client id
+    frame.put_slice(body);
+    client.send_frame(&frame)?;
+    let mut response = client.read_frame()?;
+    anyhow::ensure!(response.get_i32() == 4242, "correlation id");
+    Ok(response)
+}
+
+fn put_str(buf: &mut bytes::BytesMut, s: &str) {
+    use bytes::BufMut;
+    buf.put_i16(s.len() as i16);
+    buf.put_slice(s.as_bytes());
+}
+
+fn get_str(buf: &mut bytes::Bytes) -> anyhow::Result<Option<String>> {
+    use bytes::Buf;
+    anyhow::ensure!(buf.remaining() >= 2, "truncated");
+    let n = buf.get_i16();
+    if n < 0 {
+        return Ok(None);
+    }
+    anyhow::ensure!(buf.remaining() >= n as usize, "truncated string");
+    Ok(Some(String::from_utf8(buf.split_to(n as usize).to_vec())?))
+}
+
+/// DescribeConfigs v0 (sarama 1.22's ClusterAdmin.DescribeConfig): one topic config, with
+/// `is_default` where later versions have a source.
+fn legacy_describe_configs(client: &mut Client) -> anyhow::Result<()> {
+    use bytes::{Buf, BufMut, BytesMut};
+    let mut body = BytesMut::new();
+    body.put_i32(1);
+    body.put_i8(2); // topic
+    put_str(&mut body, "probe");
+    body.put_i32(1);
+    put_str(&mut body, "retention.ms");
+    let mut r = raw_call(client, 32, 0, &body)?;
+    anyhow::ensure!(r.get_i32() == 0, "throttle");
+    anyhow::ensure!(r.get_i32() == 1, "one result");
+    anyhow::ensure!(r.get_i16() == 0, "error code");
+    get_str(&mut r)?;
+    anyhow::ensure!(r.get_i8() == 2);
+    anyhow::ensure!(get_str(&mut r)?.as_deref() == Some("probe"));
+    anyhow::ensure!(r.get_i32() == 1, "one config");
+    anyhow::ensure!(get_str(&mut r)?.as_deref() == Some("retention.ms"));
+    anyhow::ensure!(get_str(&mut r)?.as_deref() == Some("604800000"));
+    anyhow::ensure!(r.get_u8() == 0, "read only");
+    anyhow::ensure!(r.get_u8() == 1, "is_default");
+    anyhow::ensure!(r.get_u8() == 0, "is_sensitive");
+    anyhow::ensure!(!r.has_remaining(), "{} bytes left", r.remaining());
+    Ok(())
+}
+
+/// CreateTopics v0 (kafka-go 0.2.1) and v1 (validate_only; an error message per topic).
+fn legacy_create_topics(client: &mut Client, version: i16) -> anyhow::Result<()> {
+    use bytes::{Buf, BufMut, BytesMut};
+    let name = format!("created-legacy-v{version}");
+    let mut body = BytesMut::new();
+    body.put_i32(1);
+    put_str(&mut body, &name);
+    body.put_i32(2);
+    body.put_i16(1);
+    body.put_i32(0); // assignments
+    body.put_i32(0); // configs
+    body.put_i32(5000);
+    if version == 1 {
+        body.put_u8(0);
+    }
+    let mut r = raw_call(client, 19, version, &body)?;
+    anyhow::ensure!(r.get_i32() == 1, "one topic");
+    anyhow::ensure!(get_str(&mut r)?.as_deref() == Some(name.as_str()));
+    let code = r.get_i16();
+    anyhow::ensure!(code == 0, "create topics v{version} error {code}");
+    if version == 1 {
+        anyhow::ensure!(get_str(&mut r)?.is_none(), "no error message");
+    }
+    anyhow::ensure!(!r.has_remaining(), "{} bytes left", r.remaining());
+    let metadata = client.call(
+        9,
+        &MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(topic(&name))),
+        ])),
+    )?;
+    anyhow::ensure!(metadata.topics[0].partitions.len() == 2, "{metadata:?}");
+    Ok(())
+}
+
+/// ListOffsets v0: the latest offset as a one-element list.
+fn legacy_list_offsets(client: &mut Client) -> anyhow::Result<()> {
+    use bytes::{Buf, BufMut, BytesMut};
+    let mut body = BytesMut::new();
+    body.put_i32(-1);
+    body.put_i32(1);
+    put_str(&mut body, "probe");
+    body.put_i32(1);
+    body.put_i32(0);
+    body.put_i64(-1); // latest
+    body.put_i32(1);
+    let mut r = raw_call(client, 2, 0, &body)?;
+    anyhow::ensure!(r.get_i32() == 1, "one topic");
+    anyhow::ensure!(get_str(&mut r)?.as_deref() == Some("probe"));
+    anyhow::ensure!(r.get_i32() == 1, "one partition");
+    anyhow::ensure!(r.get_i32() == 0);
+    let code = r.get_i16();
+    anyhow::ensure!(code == 0, "list offsets v0 error {code}");
+    anyhow::ensure!(r.get_i32() == 1, "one offset");
+    anyhow::ensure!(r.get_i64() >= 1, "the seeded record");
+    anyhow::ensure!(!r.has_remaining(), "{} bytes left", r.remaining());
     Ok(())
 }
 

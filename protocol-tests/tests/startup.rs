@@ -29,6 +29,10 @@ fn zero_config_start_listens_on_9092_and_creates_its_data_dir() {
         TcpStream::connect("127.0.0.1:9092").is_err(),
         "something else already listens on 9092; this test needs the port free"
     );
+    assert!(
+        TcpStream::connect("127.0.0.1:9644").is_err(),
+        "something else already listens on 9644; this test needs the port free"
+    );
     let mut child = Command::new(strom_binary())
         .current_dir(cwd.path())
         .env_remove("KAFKA_LOG_DIRS")
@@ -64,6 +68,14 @@ fn zero_config_start_listens_on_9092_and_creates_its_data_dir() {
         if std::net::TcpListener::bind("[::1]:0").is_ok() {
             TcpStream::connect("[::1]:9092").expect("default listener accepts IPv6");
         }
+        // The metrics listener's default, http://:9644, is what `strom healthcheck` asks with
+        // no arguments.
+        let health = Command::new(strom_binary())
+            .arg("healthcheck")
+            .env_remove("KAFKA_STROM_HTTP_LISTENER")
+            .output()
+            .unwrap();
+        assert!(health.status.success(), "{health:?}");
     }));
     let _ = Command::new("kill")
         .arg("-TERM")
@@ -103,6 +115,7 @@ fn config_file_env_and_overrides_use_kafka_names() {
         .env("KAFKA_LOG_DIRS", dir.path().join("data"))
         .env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
         .env("KAFKA_HEAP_OPTS", "-Xmx1G")
+        .env("KAFKA_STROM_HTTP_LISTENER", "http://127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

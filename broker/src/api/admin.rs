@@ -28,7 +28,13 @@ use crate::metadata::topic_configs::describe_topic_configs;
 use crate::metadata::MetadataError;
 
 pub fn create_topics(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
-    let request: CreateTopicsRequest = match decode(ctx, body) {
+    let decoded = match ctx.version {
+        // v0 lacks validate_only at the end; v1 is v2's layout.
+        0 => super::legacy::decode_as(ctx, body, 2, &[0]),
+        1 => super::legacy::decode_as(ctx, body, 2, &[]),
+        _ => decode(ctx, body),
+    };
+    let request: CreateTopicsRequest = match decoded {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
     };
@@ -65,10 +71,11 @@ pub fn create_topics(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) ->
         })
         .await
         .ok_or_else(|| RequestError::Encode("create topics task failed".into()))?;
-        encode(
-            &CreateTopicsResponse::default().with_topics(results),
-            version,
-        )
+        let response = CreateTopicsResponse::default().with_topics(results);
+        if version < 2 {
+            return Ok(super::legacy::create_topics_v0_v1(&response, version));
+        }
+        encode(&response, version)
     }))
 }
 
@@ -357,7 +364,7 @@ pub fn describe_cluster(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
     };
-    let advertised = broker.config.advertised();
+    let advertised = broker.advertised_endpoint(&ctx.listener);
     let node = broker.config.node_id;
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.metadata.cluster_id.clone()))

@@ -51,7 +51,12 @@ fn type_code(t: ConfigType) -> i8 {
 }
 
 pub fn describe_configs(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
-    let request: DescribeConfigsRequest = match decode(ctx, body) {
+    let decoded = if ctx.version == 0 {
+        super::legacy::decode_as(ctx, body, 1, &[0])
+    } else {
+        decode(ctx, body)
+    };
+    let request: DescribeConfigsRequest = match decoded {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
     };
@@ -150,6 +155,9 @@ pub fn describe_configs(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
         })
         .collect();
     let response = DescribeConfigsResponse::default().with_results(results);
+    if version == 0 {
+        return Reply::Now(Ok(super::legacy::describe_configs_v0(&response)));
+    }
     Reply::Now(encode(&response, version))
 }
 

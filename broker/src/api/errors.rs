@@ -61,7 +61,9 @@ pub fn metadata_error(e: &MetadataError) -> ResponseError {
         MetadataError::InvalidConfig { .. } => ResponseError::InvalidConfig,
         // Not retriable, and the message says which limit: as a broker-side policy would.
         MetadataError::ResourceLimit(_) => ResponseError::PolicyViolation,
-        MetadataError::Io(_) | MetadataError::Corrupt(_) => ResponseError::KafkaStorageError,
+        MetadataError::Io(_)
+        | MetadataError::Corrupt(_)
+        | MetadataError::ClusterIdMismatch { .. } => ResponseError::KafkaStorageError,
     }
 }
 

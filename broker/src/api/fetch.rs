@@ -100,11 +100,13 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
     // more broker CPU per record than it saved (see docs/ARCHITECTURE.md, Known limits).
     let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
     if bytes >= min_bytes || failed || max_wait.is_zero() || receivers.is_empty() {
+        count_bytes_out(broker, &response, &targets);
         return Reply::Now(encode(&response, version));
     }
     drop_records(&mut response);
     // A stopping broker answers long polls at once with what they have.
     let mut stopping = broker.stop_signal();
+    let broker = broker.clone();
     Reply::Wait(Box::pin(async move {
         let mut receivers = receivers;
         let deadline = tokio::time::Instant::now() + max_wait;
@@ -119,6 +121,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             };
             let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
             if timed_out || failed || bytes >= min_bytes {
+                count_bytes_out(&broker, &response, &targets);
                 return encode(&response, version);
             }
             drop_records(&mut response);
@@ -132,6 +135,21 @@ fn drop_records(response: &mut FetchResponse) {
     for topic in &mut response.responses {
         for partition in &mut topic.partitions {
             partition.records = Some(Bytes::new());
+        }
+    }
+}
+
+/// Adds the record bytes of the response that is sent to `BytesOutPerSec`.
+fn count_bytes_out(broker: &Broker, response: &FetchResponse, targets: &[Target]) {
+    for target in targets {
+        if let Some(log) = &target.log {
+            let bytes = response.responses[target.topic].partitions[target.partition]
+                .records
+                .as_ref()
+                .map_or(0, |r| r.len());
+            broker
+                .metrics
+                .record_fetch(&log.topic_partition.topic, bytes as u64);
         }
     }
 }

@@ -79,6 +79,7 @@ pub fn find_coordinator(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
     };
     let key_type = request.key_type;
     let broker = broker.clone();
+    let listener = ctx.listener.clone();
     // Creating the offsets topic is an effect: it runs to completion even if the client leaves.
     Reply::Apply(Box::pin(async move {
         let error = match key_type {
@@ -98,7 +99,7 @@ pub fn find_coordinator(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
             KEY_TYPE_TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
             _ => Some(ResponseError::InvalidRequest),
         };
-        let advertised = broker.config.advertised();
+        let advertised = broker.advertised_endpoint(&listener);
         let node = broker.config.node_id;
         let coordinators: Vec<Coordinator> = keys
             .into_iter()

@@ -19,11 +19,21 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
 pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
-    let request: ListOffsetsRequest = match decode(ctx, body) {
+    let decoded = if ctx.version == 0 {
+        super::legacy::list_offsets_v0_request(ctx, body).map(|(r, max)| (r, Some(max)))
+    } else {
+        decode(ctx, body).map(|r| (r, None))
+    };
+    let (request, legacy_max_offsets): (ListOffsetsRequest, _) = match decoded {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
     };
     let version = ctx.version;
+    // v0 is answered from the v1 response, rewritten in its own layout.
+    let encode = move |response: &ListOffsetsResponse, version: i16| match &legacy_max_offsets {
+        Some(max) => Ok(super::legacy::list_offsets_v0_response(response, max)),
+        None => encode(response, version),
+    };
     let needs_scan = request
         .topics
         .iter()

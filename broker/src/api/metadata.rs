@@ -76,10 +76,17 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
         _ => Vec::new(),
     };
     if missing.is_empty() {
-        return Reply::Now(respond(broker, &request, wanted.as_deref(), version));
+        return Reply::Now(respond(
+            broker,
+            &request,
+            wanted.as_deref(),
+            version,
+            &ctx.listener,
+        ));
     }
     let broker = broker.clone();
     let client_id = ctx.client_id().to_string();
+    let listener = ctx.listener.clone();
     Reply::Apply(Box::pin(async move {
         let creator = broker.clone();
         blocking(move || {
@@ -93,7 +100,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             }
         })
         .await;
-        respond(&broker, &request, wanted.as_deref(), version)
+        respond(&broker, &request, wanted.as_deref(), version, &listener)
     }))
 }
 
@@ -102,6 +109,7 @@ fn respond(
     request: &MetadataRequest,
     wanted: Option<&[Wanted]>,
     version: i16,
+    listener: &str,
 ) -> super::ResponseBody {
     let image = broker.metadata.image();
     let node_id = broker.config.node_id;
@@ -159,7 +167,7 @@ fn respond(
             })
             .collect(),
     };
-    let advertised = broker.config.advertised();
+    let advertised = broker.advertised_endpoint(listener);
     let response = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(node_id))

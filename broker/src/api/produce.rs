@@ -73,6 +73,11 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                 }) {
                     None => Err(ResponseError::CorruptMessage),
                     Some(Ok(info)) => {
+                        broker.metrics.record_append(
+                            &name,
+                            u64::try_from(info.next_offset - info.base_offset).unwrap_or(0),
+                            data.records.as_ref().map_or(0, |r| r.len() as u64),
+                        );
                         response = response
                             .with_base_offset(info.base_offset)
                             .with_log_append_time_ms(info.log_append_time_ms)

@@ -511,7 +511,12 @@ mod tests {
             1_000,
         )?;
         assert_eq!(log.segment_count(), 3);
-        clean(&log, 1_100, &mut Throttle::new(f64::INFINITY))?.expect("due");
+        clean(
+            &log,
+            1_100,
+            &mut Throttle::new(f64::INFINITY, tokio::sync::watch::channel(false).1),
+        )?
+        .expect("due");
         let check = |log: &PartitionLog| -> anyhow::Result<()> {
             assert_eq!(log.offsets().log_start_offset, 0);
             assert_eq!(log.segment_count(), 2);
@@ -563,7 +568,12 @@ mod tests {
                 7_000,
             )?;
         }
-        clean(&log, 8_000, &mut Throttle::new(f64::INFINITY))?.expect("due");
+        clean(
+            &log,
+            8_000,
+            &mut Throttle::new(f64::INFINITY, tokio::sync::watch::channel(false).1),
+        )?
+        .expect("due");
         let first = log.read(0, 1)?.expect("a batch");
         let header = BatchHeader::parse(&first)?;
         assert_eq!(header.record_count, 2, "b moved on");

@@ -49,6 +49,17 @@ pub enum MetadataError {
     Io(#[from] std::io::Error),
     #[error("metadata file is corrupt: {0}")]
     Corrupt(String),
+    /// The data directory was formatted for another cluster (Kafka refuses this too).
+    #[error(
+        "{path} says cluster.id={stored}, but this broker is configured with cluster id \
+         {configured} (CLUSTER_ID or cluster.id): the data directory belongs to another cluster; \
+         give it an empty directory or the cluster id it was formatted with"
+    )]
+    ClusterIdMismatch {
+        path: PathBuf,
+        stored: String,
+        configured: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -162,10 +173,15 @@ pub struct MetadataStore {
 
 impl MetadataStore {
     /// Loads the metadata from `log_dir`, creating `meta.properties` (cluster id, node id) on
-    /// first start.
-    pub fn open(log_dir: &Path, node_id: i32) -> Result<MetadataStore, MetadataError> {
+    /// first start with `cluster_id` when given (`CLUSTER_ID`, as `kafka-storage format` takes
+    /// it) or a fresh one.
+    pub fn open(
+        log_dir: &Path,
+        node_id: i32,
+        cluster_id: Option<&str>,
+    ) -> Result<MetadataStore, MetadataError> {
         std::fs::create_dir_all(log_dir)?;
-        let cluster_id = load_or_create_meta_properties(log_dir, node_id)?;
+        let cluster_id = load_or_create_meta_properties(log_dir, node_id, cluster_id)?;
         let path = log_dir.join(METADATA_FILE);
         let image = match std::fs::read(&path) {
             Ok(bytes) => MetadataImage::from_file(
@@ -304,7 +320,11 @@ impl MetadataStore {
     }
 }
 
-fn load_or_create_meta_properties(log_dir: &Path, node_id: i32) -> Result<String, MetadataError> {
+fn load_or_create_meta_properties(
+    log_dir: &Path,
+    node_id: i32,
+    configured: Option<&str>,
+) -> Result<String, MetadataError> {
     let path = log_dir.join(META_PROPERTIES);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -317,6 +337,15 @@ fn load_or_create_meta_properties(log_dir: &Path, node_id: i32) -> Result<String
             let cluster_id = value("cluster.id").ok_or_else(|| {
                 MetadataError::Corrupt("meta.properties has no cluster.id".into())
             })?;
+            if let Some(configured) = configured {
+                if configured != cluster_id {
+                    return Err(MetadataError::ClusterIdMismatch {
+                        path,
+                        stored: cluster_id,
+                        configured: configured.to_string(),
+                    });
+                }
+            }
             if let Some(stored) = value("node.id") {
                 if stored != node_id.to_string() {
                     return Err(MetadataError::Corrupt(format!(
@@ -327,7 +356,7 @@ fn load_or_create_meta_properties(log_dir: &Path, node_id: i32) -> Result<String
             Ok(cluster_id)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = new_cluster_id();
+            let cluster_id = configured.map_or_else(new_cluster_id, str::to_string);
             let text = format!(
                 "#\n#Written by strom\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
                 base64url(Uuid::new_v4().as_bytes())
@@ -377,19 +406,43 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_cluster_id_is_written_and_a_different_one_refused() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = MetadataStore::open(dir.path(), 1, Some("MkU3OEVBNTcwNTJENDM2Qk"))?;
+        assert_eq!(store.cluster_id, "MkU3OEVBNTcwNTJENDM2Qk");
+        let text = std::fs::read_to_string(dir.path().join(META_PROPERTIES))?;
+        assert!(
+            text.contains("cluster.id=MkU3OEVBNTcwNTJENDM2Qk\n"),
+            "{text}"
+        );
+        drop(store);
+        assert_eq!(
+            MetadataStore::open(dir.path(), 1, None)?.cluster_id,
+            "MkU3OEVBNTcwNTJENDM2Qk"
+        );
+        match MetadataStore::open(dir.path(), 1, Some("abcdefghijklmnopqrstuv")) {
+            Err(e @ MetadataError::ClusterIdMismatch { .. }) => {
+                assert!(e.to_string().contains("MkU3OEVBNTcwNTJENDM2Qk"), "{e}")
+            }
+            other => panic!("expected a cluster id mismatch, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
     fn persists_topics_and_cluster_id() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let store = MetadataStore::open(dir.path(), 1)?;
+        let store = MetadataStore::open(dir.path(), 1, None)?;
         assert_eq!(store.cluster_id.len(), 22);
         let topic = store.create_topic("t", 3, BTreeMap::new())?;
         assert!(matches!(
             store.create_topic("t", 1, BTreeMap::new()),
             Err(MetadataError::TopicExists(_))
         ));
-        let reopened = MetadataStore::open(dir.path(), 1)?;
+        let reopened = MetadataStore::open(dir.path(), 1, None)?;
         assert_eq!(reopened.cluster_id, store.cluster_id);
         assert_eq!(reopened.image().topic("t").ok_or("no topic")?.id, topic.id);
-        assert!(MetadataStore::open(dir.path(), 2).is_err());
+        assert!(MetadataStore::open(dir.path(), 2, None).is_err());
         reopened.delete_topic("t")?;
         assert!(reopened.image().topic_by_id(&topic.id).is_none());
         Ok(())

@@ -95,6 +95,7 @@ pub async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
+    listener: Arc<str>,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -130,7 +131,7 @@ pub async fn run(
                 break Ending::ProtocolError;
             }
         };
-        match dispatch(&broker, frame, id, peer) {
+        match dispatch(&broker, frame, id, peer, &listener) {
             Ok(Some(mut outgoing)) => {
                 outgoing.owed = Some(Owed::new(&owed_count));
                 if let Pending::Effect(effect) = outgoing.pending {
@@ -287,7 +288,8 @@ pub async fn answer_frame(
     frame: Bytes,
     peer: SocketAddr,
 ) -> Result<Option<Bytes>, String> {
-    match dispatch(broker, frame, 0, peer)? {
+    let listener: Arc<str> = Arc::from(broker.config.listeners.listeners[0].name.as_str());
+    match dispatch(broker, frame, 0, peer, &listener)? {
         None => Ok(None),
         Some(Outgoing {
             pending: Pending::Ready(body),
@@ -310,6 +312,7 @@ fn dispatch(
     mut frame: Bytes,
     id: u64,
     peer: SocketAddr,
+    listener: &Arc<str>,
 ) -> Result<Option<Outgoing>, String> {
     if frame.len() < FIXED_HEADER_BYTES {
         return Err(format!(
@@ -348,8 +351,9 @@ fn dispatch(
         version,
         connection_id: id,
         peer,
+        listener: listener.clone(),
     };
-    let pending = match (spec.handler)(broker, &ctx, frame) {
+    let pending = match api::call(spec, broker, &ctx, frame) {
         Reply::Now(Err(e)) => return Err(e.to_string()),
         Reply::Now(body) => Pending::Ready(body),
         Reply::Wait(deferred) => Pending::Waiting(deferred),

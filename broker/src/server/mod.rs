@@ -4,6 +4,7 @@
 //! Depends on `api` (dispatch table) and nothing below it directly.
 
 pub mod connection;
+pub mod http;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -58,10 +59,12 @@ fn bind_addr(addr: SocketAddr, only_v6: bool) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Accepts connections until `shutdown` flips to true, then waits (within a bound) for every
-/// connection to finish the requests it read and write the answers owed.
+/// Accepts connections on the listener named `listener_name` until `shutdown` flips to true,
+/// then waits (within a bound) for every connection to finish the requests it read and write
+/// the answers owed.
 pub async fn serve(
     listener: TcpListener,
+    listener_name: Arc<str>,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -115,9 +118,20 @@ pub async fn serve(
         let open = open_connections.clone();
         let per_ip = per_ip.clone();
         let shutdown = shutdown.clone();
+        let listener_name = listener_name.clone();
         open.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
-            connection::run(stream, peer, id, broker, shutdown).await;
+            broker.metrics.connection_opened(&listener_name);
+            connection::run(
+                stream,
+                peer,
+                id,
+                listener_name.clone(),
+                broker.clone(),
+                shutdown,
+            )
+            .await;
+            broker.metrics.connection_closed(&listener_name);
             open.fetch_sub(1, Ordering::Relaxed);
             let mut per_ip = per_ip.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(count) = per_ip.get_mut(&ip) {
