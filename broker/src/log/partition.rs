@@ -297,7 +297,25 @@ impl PartitionLog {
                 // Where the readable data of this segment ends; everything from there on is
                 // what the damage costs.
                 let damaged_from = segment.next_offset;
-                if damaged_from >= recovery_point {
+                // The newest segment ending in a partial batch is what a torn write leaves, and
+                // cutting it loses nothing that is still readable; below the recovery point it
+                // is still cut (the bytes are gone either way), loudly.
+                let partial_tail = next_base.is_none()
+                    && matches!(
+                        recovered.reason,
+                        Some(super::segment::PARTIAL_BATCH | super::segment::PARTIAL_HEADER)
+                    );
+                if partial_tail && damaged_from < recovery_point {
+                    tracing::error!(
+                        %topic_partition,
+                        recovery_point,
+                        log_end_offset = damaged_from,
+                        "{damage}; the newest segment ends in a partial batch although offsets \
+                         up to the recovery point were fsynced: cut there, fsynced offsets from \
+                         {damaged_from} are lost"
+                    );
+                }
+                if damaged_from >= recovery_point || partial_tail {
                     tracing::warn!(
                         %topic_partition,
                         recovery_point,

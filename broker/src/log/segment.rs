@@ -59,6 +59,11 @@ pub fn read_at(reader: &Reader, position: u64, len: usize) -> io::Result<Bytes> 
     Ok(Bytes::from(buf))
 }
 
+/// Why a scan stopped: the file ends inside a batch header / inside a batch (a torn write
+/// leaves these at the end of the newest segment).
+pub const PARTIAL_HEADER: &str = "a batch header cut short by the end of the file";
+pub const PARTIAL_BATCH: &str = "a batch that runs past the end of the file";
+
 /// A failed append, by what it left in the file.
 #[derive(Debug, Error)]
 pub enum WriteError {
@@ -159,12 +164,16 @@ impl Segment {
             let header = match BatchHeader::parse(&header_bytes) {
                 Ok(h) => h,
                 Err(_) => {
-                    recovered.reason = Some("an unreadable batch header");
+                    recovered.reason = Some(if header_bytes.len() < HEADER_BYTES {
+                        PARTIAL_HEADER
+                    } else {
+                        "an unreadable batch header"
+                    });
                     break;
                 }
             };
             if position + header.size as u64 > file_len {
-                recovered.reason = Some("a batch that runs past the end of the file");
+                recovered.reason = Some(PARTIAL_BATCH);
                 break;
             }
             if header.base_offset < segment.next_offset || header.base_offset < base_offset {
