@@ -10,6 +10,7 @@ use super::batch::tests::encode_batch;
 use super::flusher::Flusher;
 use super::partition::{AppendError, PartitionLog, ReadError, TopicPartition};
 use super::segment::file_stem;
+use super::segment::write_faults::{self, WriteFaults};
 use crate::config::LogConfig;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -108,6 +109,85 @@ fn a_log_write_that_cannot_be_undone_takes_the_partition_offline() -> TestResult
     assert_eq!(read_all(&log)?.len(), 3);
     append_values(&log, 3, 1)?;
     assert_eq!(log.offsets().high_watermark, 4);
+    Ok(())
+}
+
+/// Bytes of every non-empty `.log`, by name: what a failed append must leave untouched (a
+/// roll before it may add an empty segment).
+fn log_files(dir: &std::path::Path) -> Result<Vec<(String, Vec<u8>)>, std::io::Error> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let bytes = std::fs::read(&path)?;
+            if !bytes.is_empty() {
+                out.push((name.unwrap_or_default(), bytes));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[test]
+fn short_writes_store_every_batch_whole() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tp = TopicPartition::new("t", 0);
+    let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
+    // Every write call takes at most 7 bytes, as a kernel may under pressure.
+    write_faults::set(WriteFaults {
+        max_per_call: Some(7),
+        fail_after: None,
+    });
+    append_values(&log, 0, 30)?;
+    write_faults::set(WriteFaults::default());
+    let values = read_all(&log)?;
+    assert_eq!(values.len(), 30);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
+    assert_eq!(read_all(&log)?, values, "the same records after a restart");
+    Ok(())
+}
+
+/// A write that stores some bytes and then fails (EIO, ENOSPC), or fails at once, is rolled
+/// back: the file is as before, the offset does not move, the next append takes the offset
+/// the failed one would have had, and a restart finds exactly the acknowledged records.
+#[test]
+fn a_failed_or_short_write_is_rolled_back_whole() -> TestResult {
+    const EIO: i32 = 5;
+    const ENOSPC: i32 = 28;
+    for (after, errno) in [(0, EIO), (1, EIO), (20, ENOSPC), (60, EIO), (0, ENOSPC)] {
+        let dir = tempfile::tempdir()?;
+        let tp = TopicPartition::new("t", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
+        append_values(&log, 0, 4)?;
+        let before = log_files(dir.path())?;
+        write_faults::set(WriteFaults {
+            max_per_call: Some(9),
+            fail_after: Some((after, errno)),
+        });
+        let failed = log.append(&encode_batch(&[b"rejected"], Compression::None)?, 1_000);
+        write_faults::set(WriteFaults::default());
+        match failed {
+            Err(AppendError::Io(e)) => assert_eq!(e.raw_os_error(), Some(errno)),
+            other => panic!("a failed write after {after} bytes answered {other:?}"),
+        }
+        assert_eq!(log.offsets().high_watermark, 4, "the offset did not move");
+        assert_eq!(
+            log_files(dir.path())?,
+            before,
+            "nothing of the batch stayed"
+        );
+        append_values(&log, 4, 3)?;
+        let values = read_all(&log)?;
+        let offsets: Vec<i64> = values.iter().map(|v| v.0).collect();
+        assert_eq!(offsets, (0..7).collect::<Vec<_>>());
+        assert!(values.iter().all(|(_, v)| v != "rejected"));
+        drop(log);
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
+        assert_eq!(read_all(&log)?, values, "the same records after a restart");
+    }
     Ok(())
 }
 

@@ -26,10 +26,10 @@ pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
 }
 
-fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+fn write_all_vectored(file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
     IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
-        match file.write_vectored(slices) {
+        match write_some(file, slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut slices, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -37,6 +37,60 @@ fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Re
         }
     }
     Ok(())
+}
+
+#[cfg(not(test))]
+fn write_some(mut file: &File, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    file.write_vectored(slices)
+}
+
+/// In unit tests, a write can be made short or made to fail after some bytes, as a full or
+/// failing disk does (see `write_faults`).
+#[cfg(test)]
+fn write_some(mut file: &File, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    write_faults::FAULTS.with(|cell| {
+        let mut faults = cell.get();
+        let mut limit = faults.max_per_call.unwrap_or(usize::MAX);
+        if let Some((left, errno)) = faults.fail_after {
+            if left == 0 {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            limit = limit.min(left);
+        }
+        let first = &slices[0];
+        let n = if limit < usize::MAX {
+            file.write(&first[..first.len().min(limit)])?
+        } else {
+            file.write_vectored(slices)?
+        };
+        if let Some((left, errno)) = faults.fail_after {
+            faults.fail_after = Some((left - n.min(left), errno));
+        }
+        cell.set(faults);
+        Ok(n)
+    })
+}
+
+/// Test hook: faults for the `.log` writes of this thread.
+#[cfg(test)]
+pub(crate) mod write_faults {
+    use std::cell::Cell;
+
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct WriteFaults {
+        /// Each write call takes at most this many bytes (a short write).
+        pub max_per_call: Option<usize>,
+        /// After this many more bytes, every write fails with this errno.
+        pub fail_after: Option<(usize, i32)>,
+    }
+
+    thread_local! {
+        pub static FAULTS: Cell<WriteFaults> = Cell::new(WriteFaults::default());
+    }
+
+    pub fn set(faults: WriteFaults) {
+        FAULTS.with(|cell| cell.set(faults));
+    }
 }
 
 /// A segment's read handle: the `.log` file itself, read with positional reads (`pread`), so
@@ -156,6 +210,59 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<(Segment, Recovered)> {
         let mut segment = Self::create_without_truncate(dir, base_offset, now_ms)?;
+        let recovered = segment.scan(validate, index_interval_bytes, producers)?;
+        Ok((segment, recovered))
+    }
+
+    /// A cleaned copy of a sealed segment (`cleaned`, written by the cleaner), read and indexed
+    /// in memory before it replaces the segment, so that the swap under the partition lock is
+    /// only a rename. The segment answers for `<base offset>.log`, the name the file takes.
+    pub fn open_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        cleaned: &Path,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<Segment> {
+        let mut segment = Segment {
+            base_offset,
+            next_offset: base_offset,
+            size: 0,
+            max_timestamp: -1,
+            created_ms: now_ms,
+            log: Arc::new(File::open(cleaned)?),
+            log_path: dir.join(format!("{}.log", file_stem(base_offset))),
+            index: Vec::new(),
+            time_index: Vec::new(),
+            index_file: None,
+            time_index_file: None,
+            bytes_since_index: 0,
+            index_write_failed: false,
+        };
+        let recovered = segment.scan(
+            false,
+            index_interval_bytes,
+            &mut ProducerStateManager::default(),
+        )?;
+        if let Some(reason) = recovered.reason {
+            return Err(io::Error::other(format!(
+                "{}: the cleaned copy holds {reason}",
+                cleaned.display()
+            )));
+        }
+        Ok(segment)
+    }
+
+    /// Reads the batches of the file from the start, building the in-memory indexes, up to the
+    /// first torn or invalid one.
+    fn scan(
+        &mut self,
+        validate: bool,
+        index_interval_bytes: u64,
+        producers: &mut ProducerStateManager,
+    ) -> io::Result<Recovered> {
+        let segment = self;
+        let base_offset = segment.base_offset;
         let file_len = segment.log.metadata()?.len();
         let mut position = 0u64;
         let mut recovered = Recovered::default();
@@ -193,7 +300,7 @@ impl Segment {
             segment.size = position;
         }
         recovered.invalid_bytes = file_len - position;
-        Ok((segment, recovered))
+        Ok(recovered)
     }
 
     /// Cuts the file back to the batches the segment holds (a torn tail found at open), durably.
