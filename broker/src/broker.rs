@@ -534,7 +534,9 @@ impl Broker {
                 .remove_partition(&TopicPartition::new(name, partition), record.id)?;
         }
         if let Some(groups) = self.groups.get() {
-            groups.remove_topic_offsets(name);
+            if !groups.remove_topic_offsets(name) {
+                tracing::error!(topic = name, "the deleted topic's committed offsets could not be removed durably; a crash may bring them back");
+            }
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(record)

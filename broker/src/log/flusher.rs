@@ -63,9 +63,23 @@ impl Flusher {
             up_to,
             done: Some(done),
         };
-        if let Err(mpsc::SendError(request)) = self.queue.send(request) {
-            if let Some(done) = request.done {
-                let _ = done.send(Err(Arc::new(std::io::Error::other("flusher stopped"))));
+        match self.queue.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(request)) => stopped(request),
+            // A full queue pushes back on the caller, but never by blocking a runtime thread
+            // (every connection on it would stall): on a runtime the wait for room moves to
+            // the blocking pool; the caller still waits for its answer.
+            Err(mpsc::TrySendError::Full(request)) => {
+                let queue = self.queue.clone();
+                let send = move || {
+                    if let Err(mpsc::SendError(request)) = queue.send(request) {
+                        stopped(request);
+                    }
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn_blocking(send)),
+                    Err(_) => send(),
+                }
             }
         }
         receiver
@@ -78,6 +92,12 @@ impl Flusher {
             up_to,
             done: None,
         });
+    }
+}
+
+fn stopped(request: FlushRequest) {
+    if let Some(done) = request.done {
+        let _ = done.send(Err(Arc::new(std::io::Error::other("flusher stopped"))));
     }
 }
 
@@ -133,4 +153,81 @@ fn flush_log(log: &PartitionLog, sync: SyncFn) -> FlushResult {
     }
     log.mark_flushed(work.up_to);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use kafka_protocol::records::Compression;
+
+    use super::super::batch::tests::encode_batch;
+    use super::super::partition::TopicPartition;
+    use super::*;
+    use crate::config::LogConfig;
+
+    static ENTERED: AtomicBool = AtomicBool::new(false);
+    static OPEN: AtomicBool = AtomicBool::new(false);
+
+    /// An fsync that hangs until the test lets it go, as a stalled disk does.
+    fn gated_sync(file: &std::fs::File) -> std::io::Result<()> {
+        ENTERED.store(true, Ordering::Release);
+        while !OPEN.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        file.sync_data()
+    }
+
+    /// A full flush queue never blocks the runtime thread that asks for a flush (issue 18's
+    /// review: a blocking `SyncSender::send` on a reactor thread stalls every connection
+    /// served by it). The caller still waits for its answer, and every request is served.
+    #[test]
+    fn a_full_queue_does_not_block_the_runtime() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let log = Arc::new(PartitionLog::open(
+            dir.path(),
+            TopicPartition::new("t", 0),
+            Arc::new(LogConfig::default()),
+            0,
+            0,
+        )?);
+        log.append(&encode_batch(&[b"x"], Compression::None)?, 0)?;
+        let flusher = Flusher::start_with(gated_sync)?;
+        let first = flusher.flush(log.clone(), 1);
+        while !ENTERED.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The flusher is stuck in an fsync: these fill its queue and go past it.
+        let requests = MAX_QUEUED_FLUSH_REQUESTS + 100;
+        let (asked, all_asked) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || -> Result<usize, String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let receivers: Vec<_> = (0..requests)
+                    .map(|_| flusher.flush(log.clone(), 1))
+                    .collect();
+                let _ = asked.send(());
+                let mut served = 0;
+                for receiver in receivers {
+                    if matches!(receiver.await, Ok(Ok(()))) {
+                        served += 1;
+                    }
+                }
+                Ok(served)
+            })
+        });
+        let in_time = all_asked.recv_timeout(Duration::from_secs(30)).is_ok();
+        OPEN.store(true, Ordering::Release);
+        assert!(
+            in_time,
+            "flush() blocked the runtime thread on a full queue"
+        );
+        assert_eq!(worker.join().map_err(|_| "worker panicked")??, requests);
+        assert!(matches!(first.blocking_recv(), Ok(Ok(()))));
+        Ok(())
+    }
 }

@@ -805,6 +805,28 @@ impl PartitionLog {
         config: &LogConfig,
         now_ms: i64,
     ) -> io::Result<()> {
+        // Reading and indexing the cleaned copy, and the directory fsync after the rename,
+        // happen outside the partition lock: appends and reads of the partition (on reactor
+        // threads) wait only for the rename. Until the directory fsync a crash may bring back
+        // the uncleaned segment, which holds every record the cleaned one does.
+        let prepared = match &cleaned {
+            Some(path) => {
+                match Segment::open_cleaned(
+                    &self.dir,
+                    base_offset,
+                    path,
+                    config.index_interval_bytes,
+                    now_ms,
+                ) {
+                    Ok(segment) => Some((path.clone(), segment)),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(path);
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
         let mut state = self.lock();
         let unchanged = !state.deleted
             && state
@@ -818,24 +840,16 @@ impl PartitionLog {
             }
             return Ok(());
         }
-        match cleaned {
-            Some(path) => {
+        match prepared {
+            Some((path, segment)) => {
                 std::fs::rename(
                     &path,
                     self.dir
                         .join(format!("{}.log", super::segment::file_stem(base_offset))),
                 )?;
-                File::open(&self.dir)?.sync_all()?;
-                let (mut segment, _) = Segment::open(
-                    &self.dir,
-                    base_offset,
-                    false,
-                    config.index_interval_bytes,
-                    &mut ProducerStateManager::default(),
-                    now_ms,
-                )?;
-                segment.seal();
                 state.segments.insert(base_offset, segment);
+                drop(state);
+                File::open(&self.dir)?.sync_all()?;
             }
             None => {
                 if state.segments.keys().next() == Some(&base_offset) {
