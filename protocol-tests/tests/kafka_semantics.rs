@@ -971,3 +971,195 @@ fn request_checks_answer_as_kafka() {
         .collect();
     assert_eq!(codes, [42, 42]);
 }
+
+/// One partition of a Fetch request.
+fn fetch_partition(partition: i32, offset: i64, max_bytes: i32) -> fetch_request::FetchPartition {
+    fetch_request::FetchPartition::default()
+        .with_partition(partition)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(max_bytes)
+}
+
+/// A consumer's Fetch (v12, by name) of `partitions` of `topic`, answered at once.
+fn fetch_request(topic: &str, partitions: Vec<fetch_request::FetchPartition>) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(partitions)])
+}
+
+/// (error, high watermark, last stable offset, log start offset, record bytes) of an answer.
+fn fetch_answer(p: &fetch_response::PartitionData) -> (i16, i64, i64, i64, usize) {
+    let bytes = p.records.as_ref().map_or(usize::MAX, |r| r.len());
+    (
+        p.error_code,
+        p.high_watermark,
+        p.last_stable_offset,
+        p.log_start_offset,
+        bytes,
+    )
+}
+
+/// The audit's Fetch edge cases, as Kafka 3.8 answers them (`ReplicaManager.readFromLog` /
+/// `createLogReadResult`, `KafkaApis.handleFetchRequest`, `Partition.fetchRecords`).
+#[test]
+fn fetch_edge_cases_answer_as_kafka() {
+    let broker = BrokerProcess::start(&[]);
+    let mut client = broker.client();
+    let response = client
+        .call(
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![
+                create_topics_request::CreatableTopic::default()
+                    .with_name(name("edge"))
+                    .with_num_partitions(2)
+                    .with_replication_factor(1),
+            ]),
+        )
+        .expect("create");
+    assert_eq!(response.topics[0].error_code, 0);
+    let topic_id = response.topics[0].topic_id;
+    for _ in 0..3 {
+        produce_ok(
+            &mut client,
+            "edge",
+            batch(&[b"first", b"second"], None, Compression::None),
+        );
+    }
+    let p1 = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(name("edge"))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(1)
+                    .with_records(Some(batch(&[b"other"], None, Compression::None))),
+            ])]);
+    assert_eq!(
+        client.call(9, &p1).expect("produce").responses[0].partition_responses[0].error_code,
+        0
+    );
+    let deleted = client
+        .call(
+            2,
+            &DeleteRecordsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(name("edge"))
+                    .with_partitions(vec![
+                        delete_records_request::DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(2),
+                    ])]),
+        )
+        .expect("delete records");
+    assert_eq!(deleted.topics[0].partitions[0].low_watermark, 2);
+
+    let one = |client: &mut Client, request: &FetchRequest, version: i16| {
+        let response = client.call(version, request).expect("fetch");
+        assert_eq!(response.error_code, 0);
+        fetch_answer(&response.responses[0].partitions[0])
+    };
+    // Out of range (negative, below the log start, past the end): OFFSET_OUT_OF_RANGE and no
+    // offsets at all (-1), as `createLogReadResult(e)` answers.
+    for offset in [-1, -5, 0, 1, 7] {
+        let request = fetch_request("edge", vec![fetch_partition(0, offset, 1 << 20)]);
+        assert_eq!(
+            one(&mut client, &request, 12),
+            (1, -1, -1, -1, 0),
+            "fetch at {offset}"
+        );
+    }
+    // At the log start and at the end: the real offsets.
+    let at_start = one(
+        &mut client,
+        &fetch_request("edge", vec![fetch_partition(0, 2, 1 << 20)]),
+        12,
+    );
+    assert_eq!(
+        (at_start.0, at_start.1, at_start.2, at_start.3),
+        (0, 6, 6, 2)
+    );
+    assert!(at_start.4 > 0);
+    let at_end = fetch_request("edge", vec![fetch_partition(0, 6, 1 << 20)]);
+    assert_eq!(one(&mut client, &at_end, 12), (0, 6, 6, 2, 0));
+    // read_committed without transactions: the last stable offset is the high watermark and
+    // the aborted transactions an empty list (not null).
+    let committed =
+        fetch_request("edge", vec![fetch_partition(0, 2, 1 << 20)]).with_isolation_level(1);
+    let response = client.call(12, &committed).expect("fetch");
+    let p = &response.responses[0].partitions[0];
+    assert_eq!(
+        (
+            p.last_stable_offset,
+            p.aborted_transactions.as_ref().map(Vec::len)
+        ),
+        (6, Some(0))
+    );
+    let uncommitted = client
+        .call(
+            12,
+            &fetch_request("edge", vec![fetch_partition(0, 2, 1 << 20)]),
+        )
+        .expect("fetch");
+    assert_eq!(
+        uncommitted.responses[0].partitions[0].aborted_transactions,
+        None
+    );
+    // Unknown partition and unknown topic: UNKNOWN_TOPIC_OR_PARTITION by name, UNKNOWN_TOPIC_ID
+    // by id (v13+), per partition.
+    let missing = fetch_request("edge", vec![fetch_partition(99, 0, 1 << 20)]);
+    assert_eq!(one(&mut client, &missing, 12), (3, -1, -1, -1, 0));
+    let nowhere = fetch_request("nowhere", vec![fetch_partition(0, 0, 1 << 20)]);
+    assert_eq!(one(&mut client, &nowhere, 12), (3, -1, -1, -1, 0));
+    let by_id = |id: Uuid| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(50 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![fetch_partition(0, 2, 1 << 20)])])
+    };
+    assert_eq!(one(&mut client, &by_id(Uuid::from_u128(7)), 13).0, 100);
+    assert_eq!(one(&mut client, &by_id(topic_id), 13).0, 0);
+    // KIP-74: a zero partition limit still returns the first partition's first batch; a
+    // later partition gets what is left of the request's limit, here nothing, and is still
+    // answered.
+    let zero = fetch_request(
+        "edge",
+        vec![fetch_partition(0, 2, 0), fetch_partition(1, 0, 0)],
+    )
+    .with_max_bytes(1);
+    let response = client.call(12, &zero).expect("fetch");
+    let first = fetch_answer(&response.responses[0].partitions[0]);
+    let second = fetch_answer(&response.responses[0].partitions[1]);
+    assert_eq!((first.0, first.1), (0, 6));
+    assert_eq!(
+        fetched_offsets(&response.responses[0].partitions[0]),
+        [2, 3],
+        "one whole batch"
+    );
+    assert_eq!(second, (0, 1, 1, 0, 0));
+    // Negative max_wait_ms and min_bytes 0 are accepted and answered at once.
+    let eager = fetch_request("edge", vec![fetch_partition(0, 6, 1 << 20)])
+        .with_max_wait_ms(-1)
+        .with_min_bytes(0);
+    assert_eq!(one(&mut client, &eager, 12), (0, 6, 6, 2, 0));
+    // A fetch naming a replica id is a follower's; this broker has no followers:
+    // NOT_LEADER_OR_FOLLOWER, as Kafka answers a replica it does not know.
+    let follower =
+        fetch_request("edge", vec![fetch_partition(0, 2, 1 << 20)]).with_replica_id(BrokerId(1));
+    assert_eq!(one(&mut client, &follower, 12), (6, -1, -1, -1, 0));
+    let follower = by_id(topic_id)
+        .with_replica_state(fetch_request::ReplicaState::default().with_replica_id(BrokerId(1)));
+    assert_eq!(one(&mut client, &follower, 15).0, 6);
+}

@@ -41,6 +41,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             .with_session_id(0);
         return Reply::Now(encode(&response, version));
     }
+    // A fetch from a replica (a broker id) is a follower's: Strom has no followers yet, so
+    // as Kafka answers a replica it does not know (`Partition.followerReplicaOrThrow`), every
+    // partition is NOT_LEADER_OR_FOLLOWER.
+    let replica = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let from_replica = replica >= 0;
     let image = broker.metadata.image();
     let by_id = version >= 13;
     let mut response = FetchResponse::default().with_session_id(0);
@@ -65,17 +74,20 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1)
                 .with_records(Some(Bytes::new()));
-            if request.isolation_level == READ_COMMITTED {
-                data = data.with_aborted_transactions(Some(Vec::new()));
-            }
+            // As Kafka: an empty list for read_committed (no transactions yet), null otherwise.
+            data = data.with_aborted_transactions(
+                (request.isolation_level == READ_COMMITTED).then(Vec::new),
+            );
             if log.is_none() {
                 data = data.with_error_code(unknown.code());
+            } else if from_replica {
+                data = data.with_error_code(ResponseError::NotLeaderOrFollower.code());
             }
             partitions.push(data);
             targets.push(Target {
                 topic: t,
                 partition: p,
-                log,
+                log: log.filter(|_| !from_replica),
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: usize::try_from(partition.partition_max_bytes).unwrap_or(0),
             });
@@ -193,8 +205,12 @@ fn read_all(response: &mut FetchResponse, targets: &[Target], max_bytes: usize) 
                 data.records = Some(Bytes::new());
             }
             Err(e) => {
+                // As Kafka's `createLogReadResult(e)`: an error answer carries no offsets.
                 data.error_code = errors::read_error(&e).code();
                 data.records = Some(Bytes::new());
+                data.high_watermark = -1;
+                data.last_stable_offset = -1;
+                data.log_start_offset = -1;
                 failed = true;
             }
         }
