@@ -112,7 +112,12 @@ pub async fn run(
         )));
     }
     broker.metrics.broker_state.set(3);
-    tracing::info!(log_dir = %config.log_dir.display(), "strom is ready");
+    let log_dirs: Vec<String> = config
+        .log_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    tracing::info!(log_dirs = %log_dirs.join(","), "strom is ready");
     let retention = spawn_every(
         Duration::from_millis(config.log_retention_check_interval_ms),
         stopped.clone(),

@@ -174,3 +174,99 @@ fn empty_listener_host_serves_ipv4_and_ipv6() {
     assert!(status.success(), "{status:?}");
     assert!(broker.log().contains("shutdown complete"));
 }
+
+/// `log.dirs` with two entries: partitions are spread over both (as Kafka places them, on the
+/// directory with the fewest), DescribeLogDirs reports each directory with its partitions, and
+/// after kill -9 every record is read back from where it is.
+#[test]
+fn every_log_dir_holds_partitions() {
+    let extra = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (extra.path().join("a"), extra.path().join("b"));
+    let dirs = format!("log.dirs={},{}", a.display(), b.display());
+    let mut broker = BrokerProcess::start(&[&dirs]);
+    let mut client = broker.client();
+    let created = client
+        .call(
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![
+                create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("spread")))
+                    .with_num_partitions(4)
+                    .with_replication_factor(1),
+            ]),
+        )
+        .expect("create");
+    assert_eq!(created.topics[0].error_code, 0);
+    let produce = |client: &mut Client, partition: i32| {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("spread")))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(protocol_tests::batch(
+                            &[format!("in {partition}").as_bytes()],
+                            None,
+                            kafka_protocol::records::Compression::None,
+                        ))),
+                ])]);
+        let response = client.call(9, &request).expect("produce");
+        response.responses[0].partition_responses[0].error_code
+    };
+    for partition in 0..4 {
+        assert_eq!(produce(&mut client, partition), 0);
+    }
+    for dir in [&a, &b] {
+        let here: Vec<String> = std::fs::read_dir(dir)
+            .expect("log dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("spread-"))
+            .collect();
+        assert_eq!(here.len(), 2, "{}: {here:?}", dir.display());
+    }
+    let described = client
+        .call(4, &DescribeLogDirsRequest::default().with_topics(None))
+        .expect("describe log dirs");
+    let mut per_dir: Vec<usize> = described
+        .results
+        .iter()
+        .map(|r| {
+            r.topics
+                .iter()
+                .filter(|t| t.name.as_str() == "spread")
+                .map(|t| t.partitions.len())
+                .sum()
+        })
+        .collect();
+    per_dir.sort();
+    assert_eq!(described.results.len(), 2, "{described:?}");
+    // The offsets topic does not exist yet: two "spread" partitions in each directory.
+    assert_eq!(per_dir, [2, 2]);
+
+    broker.kill_and_restart();
+    let mut client = broker.client();
+    for partition in 0..4 {
+        let listed = client
+            .call(
+                7,
+                &ListOffsetsRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("spread")))
+                        .with_partitions(vec![
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(partition)
+                                .with_timestamp(-1),
+                        ])]),
+            )
+            .expect("list offsets");
+        assert_eq!(
+            listed.topics[0].partitions[0].offset, 1,
+            "partition {partition}"
+        );
+        assert_eq!(produce(&mut client, partition), 0);
+    }
+}

@@ -111,44 +111,53 @@ pub fn describe_log_dirs(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes
             .map(|t| (t.topic.to_string(), t.partitions))
             .collect(),
     };
-    let topics: Vec<DescribeLogDirsTopic> = wanted
+    // One result per log directory, each with the partitions it holds.
+    let results = broker
+        .logs
+        .dirs()
         .into_iter()
-        .filter_map(|(name, partitions)| {
-            let partitions: Vec<DescribeLogDirsPartition> = partitions
-                .into_iter()
-                .filter_map(|p| {
-                    let log = broker.partition(&name, p)?;
-                    Some(
-                        DescribeLogDirsPartition::default()
-                            .with_partition_index(p)
-                            .with_partition_size(log.size_bytes() as i64)
-                            .with_offset_lag(0),
-                    )
+        .map(|dir| {
+            let topics: Vec<DescribeLogDirsTopic> = wanted
+                .iter()
+                .filter_map(|(name, partitions)| {
+                    let partitions: Vec<DescribeLogDirsPartition> = partitions
+                        .iter()
+                        .filter_map(|p| {
+                            let log = broker.partition(name, *p)?;
+                            (broker.logs.dir_of(&log.topic_partition).as_ref() == Some(&dir)).then(
+                                || {
+                                    DescribeLogDirsPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_partition_size(log.size_bytes() as i64)
+                                        .with_offset_lag(0)
+                                },
+                            )
+                        })
+                        .collect();
+                    (!partitions.is_empty()).then(|| {
+                        DescribeLogDirsTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(name.clone())))
+                            .with_partitions(partitions)
+                    })
                 })
                 .collect();
-            (!partitions.is_empty()).then(|| {
-                DescribeLogDirsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(name)))
-                    .with_partitions(partitions)
-            })
+            let log_dir = std::path::absolute(&dir).unwrap_or(dir);
+            // The volume holding the log directory (v4+); -1 is Kafka's "unknown".
+            let (total_bytes, usable_bytes) = match rustix::fs::statvfs(&log_dir) {
+                Ok(v) => (
+                    v.f_blocks.saturating_mul(v.f_frsize).min(i64::MAX as u64) as i64,
+                    v.f_bavail.saturating_mul(v.f_frsize).min(i64::MAX as u64) as i64,
+                ),
+                Err(_) => (-1, -1),
+            };
+            DescribeLogDirsResult::default()
+                .with_log_dir(StrBytes::from_string(log_dir.display().to_string()))
+                .with_topics(topics)
+                .with_total_bytes(total_bytes)
+                .with_usable_bytes(usable_bytes)
         })
         .collect();
-    let log_dir = std::path::absolute(&broker.config.log_dir)
-        .unwrap_or_else(|_| broker.config.log_dir.clone());
-    // The volume holding the log directory (v4+); -1 is Kafka's "unknown".
-    let (total_bytes, usable_bytes) = match rustix::fs::statvfs(&log_dir) {
-        Ok(v) => (
-            v.f_blocks.saturating_mul(v.f_frsize).min(i64::MAX as u64) as i64,
-            v.f_bavail.saturating_mul(v.f_frsize).min(i64::MAX as u64) as i64,
-        ),
-        Err(_) => (-1, -1),
-    };
-    let result = DescribeLogDirsResult::default()
-        .with_log_dir(StrBytes::from_string(log_dir.display().to_string()))
-        .with_topics(topics)
-        .with_total_bytes(total_bytes)
-        .with_usable_bytes(usable_bytes);
-    let response = DescribeLogDirsResponse::default().with_results(vec![result]);
+    let response = DescribeLogDirsResponse::default().with_results(results);
     Reply::Now(encode(&response, ctx.version))
 }
 

@@ -1,6 +1,8 @@
 //! The storage engine: partitions as directories of segment files, in the layout Kafka uses
 //! (`<log.dirs>/<topic>-<partition>/<20-digit base offset>.log|.index|.timeindex`, plus
-//! `recovery-point-offset-checkpoint` and a clean-shutdown marker in the log directory).
+//! `recovery-point-offset-checkpoint` and a clean-shutdown marker in each log directory). Every
+//! entry of `log.dirs` holds partitions: a new one goes to the directory with the fewest, as
+//! Kafka places them.
 //!
 //! Must not depend on `server`, `api` or `kafka_protocol::messages`: it speaks
 //! `TopicPartition`, offsets and batch bytes.
@@ -43,6 +45,16 @@ const PARTITION_METADATA: &str = "partition.metadata";
 struct Incarnation {
     topic_id: Uuid,
     log: Arc<PartitionLog>,
+    /// Index of the log directory holding it.
+    dir: usize,
+}
+
+/// One entry of `log.dirs`.
+#[derive(Debug)]
+struct LogDir {
+    path: PathBuf,
+    /// The previous run left this directory's clean-shutdown marker.
+    clean_shutdown: bool,
 }
 
 /// Whether `open_partition` opens a partition of a topic that already existed, or the first
@@ -55,7 +67,7 @@ pub enum Opening {
 
 #[derive(Debug)]
 pub struct LogManager {
-    dir: PathBuf,
+    dirs: Vec<LogDir>,
     /// The open partition logs by name, each with the topic id of its incarnation (KIP-516):
     /// a log is only ever reopened or removed by the incarnation that created it.
     logs: RwLock<HashMap<TopicPartition, Incarnation>>,
@@ -64,7 +76,6 @@ pub struct LogManager {
     recovery_points: HashMap<TopicPartition, i64>,
     /// From the checkpoint read at start: log start offsets moved by DeleteRecords.
     log_start_offsets: HashMap<TopicPartition, i64>,
-    clean_shutdown: bool,
     /// Held for the life of the manager: no other broker may open these directories meanwhile.
     _locks: Vec<dir_lock::DirLock>,
 }
@@ -192,15 +203,16 @@ impl LogManager {
     }
 
     /// Creates missing directories and locks every one of `dirs` (before anything in them is
-    /// read or repaired), then reads the first's checkpoints and finishes deletions a crash
-    /// interrupted. Partitions live in the first directory.
+    /// read or repaired), then reads each one's checkpoints and finishes deletions a crash
+    /// interrupted. A partition found in two directories is refused, as Kafka refuses it:
+    /// which copy is current cannot be told.
     pub fn open_dirs(dirs: &[PathBuf]) -> io::Result<LogManager> {
-        let Some(dir) = dirs.first() else {
+        if dirs.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "log.dirs names no directory",
             ));
-        };
+        }
         let mut locks = Vec::with_capacity(dirs.len());
         for d in dirs {
             std::fs::create_dir_all(d).map_err(|e| {
@@ -211,29 +223,87 @@ impl LogManager {
             })?;
             locks.push(dir_lock::DirLock::acquire(d)?);
         }
-        let dir = dir.as_path();
-        let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
-        let clean_shutdown = marker.exists();
-        if clean_shutdown {
-            std::fs::remove_file(&marker)?;
-        }
-        let recovery_points = read_checkpoint(&dir.join(RECOVERY_CHECKPOINT));
-        let log_start_offsets = read_checkpoint(&dir.join(LOG_START_CHECKPOINT));
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_name().to_string_lossy().ends_with("-delete") {
-                std::fs::remove_dir_all(entry.path())?;
+        let mut log_dirs = Vec::with_capacity(dirs.len());
+        let mut recovery_points = HashMap::new();
+        let mut log_start_offsets = HashMap::new();
+        let mut found: HashMap<TopicPartition, &Path> = HashMap::new();
+        for dir in dirs {
+            let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
+            let clean_shutdown = marker.exists();
+            if clean_shutdown {
+                std::fs::remove_file(&marker)?;
             }
+            recovery_points.extend(read_checkpoint(&dir.join(RECOVERY_CHECKPOINT)));
+            log_start_offsets.extend(read_checkpoint(&dir.join(LOG_START_CHECKPOINT)));
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with("-delete") {
+                    std::fs::remove_dir_all(entry.path())?;
+                    continue;
+                }
+                let Some(tp) = parse_dir_name(&name) else {
+                    continue;
+                };
+                if !entry.file_type()?.is_dir() {
+                    continue;
+                }
+                if let Some(other) = found.insert(tp.clone(), dir) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "partition {tp} has a directory in both {} and {}: move away the \
+                             one that is not current",
+                            other.display(),
+                            dir.display()
+                        ),
+                    ));
+                }
+            }
+            log_dirs.push(LogDir {
+                path: dir.clone(),
+                clean_shutdown,
+            });
         }
         Ok(LogManager {
-            dir: dir.to_path_buf(),
+            dirs: log_dirs,
             logs: RwLock::new(HashMap::new()),
             flusher: Flusher::start()?,
             recovery_points,
             log_start_offsets,
-            clean_shutdown,
             _locks: locks,
         })
+    }
+
+    /// The log directory of a partition: the one holding its directory, or for a new one
+    /// the directory with the fewest partitions (the first of equals), as Kafka places them.
+    fn placement(&self, tp: &TopicPartition) -> usize {
+        let name = tp.dir_name();
+        if let Some(i) = self.dirs.iter().position(|d| d.path.join(&name).exists()) {
+            return i;
+        }
+        let mut counts = vec![0usize; self.dirs.len()];
+        for entry in self.read_logs().values() {
+            if let Some(count) = counts.get_mut(entry.dir) {
+                *count += 1;
+            }
+        }
+        counts
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, count)| (**count, *i))
+            .map_or(0, |(i, _)| i)
+    }
+
+    /// Every log directory, in `log.dirs` order.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// The log directory holding an open partition.
+    pub fn dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
+        let index = self.read_logs().get(tp)?.dir;
+        self.dirs.get(index).map(|d| d.path.clone())
     }
 
     /// Refuses `new_partitions` new partition logs when they would take the process past its
@@ -287,7 +357,8 @@ impl LogManager {
             entry.log.set_config(config);
             return Ok(entry.log.clone());
         }
-        let dir = self.dir.join(tp.dir_name());
+        let index = self.placement(tp);
+        let dir = self.dirs[index].path.join(tp.dir_name());
         let stale = match (read_partition_metadata(&dir), opening) {
             (Ok(Some(found)), _) => found != topic_id,
             (Ok(None), Opening::New) => dir.exists(),
@@ -305,7 +376,7 @@ impl LogManager {
         // old one.
         let (recovery_point, log_start) = if stale || opening == Opening::New {
             (0, None)
-        } else if self.clean_shutdown {
+        } else if self.dirs[index].clean_shutdown {
             (i64::MAX, self.log_start_offsets.get(tp).copied())
         } else {
             (
@@ -332,7 +403,11 @@ impl LogManager {
         let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
         Ok(logs
             .entry(tp.clone())
-            .or_insert(Incarnation { topic_id, log })
+            .or_insert(Incarnation {
+                topic_id,
+                log,
+                dir: index,
+            })
             .log
             .clone())
     }
@@ -353,12 +428,14 @@ impl LogManager {
     /// topic id their `partition.metadata` names, if any.
     pub fn partition_dirs_on_disk(&self) -> io::Result<Vec<(TopicPartition, Option<Uuid>)>> {
         let mut found = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                if let Some(tp) = parse_dir_name(&entry.file_name().to_string_lossy()) {
-                    let id = read_partition_metadata(&entry.path()).ok().flatten();
-                    found.push((tp, id));
+        for dir in &self.dirs {
+            for entry in std::fs::read_dir(&dir.path)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    if let Some(tp) = parse_dir_name(&entry.file_name().to_string_lossy()) {
+                        let id = read_partition_metadata(&entry.path()).ok().flatten();
+                        found.push((tp, id));
+                    }
                 }
             }
         }
@@ -369,15 +446,21 @@ impl LogManager {
     /// rename so a crash in the middle leaves a `-delete` directory that the next start
     /// removes. A log or directory of another incarnation of the name is left alone.
     pub fn remove_partition(&self, tp: &TopicPartition, topic_id: Uuid) -> io::Result<()> {
-        let log = {
+        let removed = {
             let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
             match logs.get(tp) {
-                Some(entry) if entry.topic_id == topic_id => logs.remove(tp).map(|e| e.log),
+                Some(entry) if entry.topic_id == topic_id => logs.remove(tp),
                 _ => None,
             }
         };
-        let segments = log.map(|log| log.mark_deleted()).unwrap_or_default();
-        let dir = self.dir.join(tp.dir_name());
+        let index = match &removed {
+            Some(entry) => entry.dir,
+            None => self.placement(tp),
+        };
+        let segments = removed
+            .map(|entry| entry.log.mark_deleted())
+            .unwrap_or_default();
+        let dir = self.dirs[index].path.join(tp.dir_name());
         match read_partition_metadata(&dir) {
             Ok(Some(found)) if found != topic_id => {}
             _ => self.remove_dir(&dir)?,
@@ -391,7 +474,10 @@ impl LogManager {
         if self.read_logs().contains_key(tp) {
             return Ok(());
         }
-        self.remove_dir(&self.dir.join(tp.dir_name()))
+        for dir in &self.dirs {
+            self.remove_dir(&dir.path.join(tp.dir_name()))?;
+        }
+        Ok(())
     }
 
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
@@ -399,7 +485,10 @@ impl LogManager {
             return Ok(());
         }
         let name = dir.file_name().unwrap_or_default().to_string_lossy();
-        let doomed = self.dir.join(delete_dir_name(&name));
+        let doomed = dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(delete_dir_name(&name));
         std::fs::rename(dir, &doomed)?;
         std::fs::remove_dir_all(&doomed)
     }
@@ -407,22 +496,34 @@ impl LogManager {
     /// Writes the recovery-point and log-start-offset checkpoints (Kafka's text format:
     /// version, count, entries).
     pub fn write_checkpoints(&self) -> io::Result<()> {
-        let logs = self.all();
-        let mut recovery = format!("0\n{}\n", logs.len());
-        let mut starts = format!("0\n{}\n", logs.len());
-        for log in &logs {
-            let tp = &log.topic_partition;
-            recovery.push_str(&format!(
-                "{} {} {}\n",
-                tp.topic,
-                tp.partition,
-                log.flushed_offset()
-            ));
-            let start = log.offsets().log_start_offset;
-            starts.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, start));
+        let logs: Vec<(usize, Arc<PartitionLog>)> = self
+            .read_logs()
+            .values()
+            .map(|e| (e.dir, e.log.clone()))
+            .collect();
+        for (index, dir) in self.dirs.iter().enumerate() {
+            let here: Vec<&Arc<PartitionLog>> = logs
+                .iter()
+                .filter(|(d, _)| *d == index)
+                .map(|(_, log)| log)
+                .collect();
+            let mut recovery = format!("0\n{}\n", here.len());
+            let mut starts = format!("0\n{}\n", here.len());
+            for log in here {
+                let tp = &log.topic_partition;
+                recovery.push_str(&format!(
+                    "{} {} {}\n",
+                    tp.topic,
+                    tp.partition,
+                    log.flushed_offset()
+                ));
+                let start = log.offsets().log_start_offset;
+                starts.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, start));
+            }
+            write_atomically(&dir.path.join(RECOVERY_CHECKPOINT), recovery.as_bytes())?;
+            write_atomically(&dir.path.join(LOG_START_CHECKPOINT), starts.as_bytes())?;
         }
-        write_atomically(&self.dir.join(RECOVERY_CHECKPOINT), recovery.as_bytes())?;
-        write_atomically(&self.dir.join(LOG_START_CHECKPOINT), starts.as_bytes())
+        Ok(())
     }
 
     /// Flushes every partition and leaves the clean-shutdown marker. Blocking. A partition
@@ -448,7 +549,10 @@ impl LogManager {
                 "{unflushed} partition(s) could not be flushed; the next start recovers them"
             )));
         }
-        write_atomically(&self.dir.join(CLEAN_SHUTDOWN_MARKER), b"")
+        for dir in &self.dirs {
+            write_atomically(&dir.path.join(CLEAN_SHUTDOWN_MARKER), b"")?;
+        }
+        Ok(())
     }
 }
 
@@ -486,6 +590,89 @@ mod tests {
             assert_eq!(parse_kafka_uuid(&text), Some(id));
         }
         assert_eq!(parse_kafka_uuid("not base64!"), None);
+    }
+
+    fn append_one(log: &PartitionLog, value: &[u8]) -> io::Result<()> {
+        let batch = crate::test_support::record_batch(
+            &[value],
+            0,
+            None,
+            kafka_protocol::records::Compression::None,
+        )
+        .map_err(io::Error::other)?;
+        log.append(&batch, 0).map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    /// Every entry of `log.dirs` holds partitions, placed on the one with the fewest; each
+    /// keeps its own checkpoints and marker; a restart finds every partition where it is, with
+    /// its records; a partition in two directories stops the start.
+    #[test]
+    fn partitions_spread_over_every_log_dir_and_reopen_where_they_are() -> io::Result<()> {
+        let root = tempfile::tempdir()?;
+        let dirs = vec![root.path().join("a"), root.path().join("b")];
+        let config = Arc::new(LogConfig::default());
+        let id = Uuid::new_v4();
+        {
+            let logs = LogManager::open_dirs(&dirs)?;
+            for p in 0..5 {
+                let tp = TopicPartition::new("t", p);
+                let log = logs.open_partition(&tp, id, Opening::New, config.clone(), 0)?;
+                append_one(&log, format!("record of {p}").as_bytes())?;
+            }
+            let in_a = (0..5)
+                .filter(|p| logs.dir_of(&TopicPartition::new("t", *p)) == Some(dirs[0].clone()))
+                .count();
+            assert_eq!(in_a, 3, "5 partitions over 2 directories: 3 and 2");
+            logs.shutdown()?;
+        }
+        for dir in &dirs {
+            assert!(dir.join(CLEAN_SHUTDOWN_MARKER).exists());
+            let checkpoint = read_checkpoint(&dir.join(RECOVERY_CHECKPOINT));
+            let here = std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok())
+                .filter(|e| parse_dir_name(&e.file_name().to_string_lossy()).is_some())
+                .count();
+            assert_eq!(
+                checkpoint.len(),
+                here,
+                "{}: its own partitions",
+                dir.display()
+            );
+        }
+        {
+            let logs = LogManager::open_dirs(&dirs)?;
+            for p in 0..5 {
+                let tp = TopicPartition::new("t", p);
+                let expected = if dirs[0].join(tp.dir_name()).exists() {
+                    &dirs[0]
+                } else {
+                    &dirs[1]
+                };
+                let log = logs.open_partition(&tp, id, Opening::Existing, config.clone(), 0)?;
+                assert_eq!(log.offsets().high_watermark, 1, "{tp} kept its record");
+                assert_eq!(logs.dir_of(&tp).as_ref(), Some(expected));
+            }
+            logs.remove_partition(&TopicPartition::new("t", 1), id)?;
+            assert!(!dirs.iter().any(|d| d.join("t-1").exists()));
+            logs.shutdown()?;
+        }
+        // The same partition in both directories: refused, nothing touched.
+        assert!(
+            dirs[0].join("t-0").exists(),
+            "the first of equals takes partition 0"
+        );
+        std::fs::create_dir(dirs[1].join("t-0"))?;
+        let error = LogManager::open_dirs(&dirs).err().map(|e| e.to_string());
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("both")),
+            "{error:?}"
+        );
+        assert!(dirs[0]
+            .join("t-0")
+            .join("00000000000000000000.log")
+            .exists());
+        Ok(())
     }
 
     #[test]
