@@ -642,8 +642,11 @@ mod tests {
         })
     }
 
-    fn coordinator(logs: &LogManager, clock: Arc<ManualClock>) -> anyhow::Result<GroupCoordinator> {
-        let partitions = (0..3)
+    fn offsets_logs(
+        logs: &LogManager,
+        clock: &ManualClock,
+    ) -> anyhow::Result<Vec<Arc<PartitionLog>>> {
+        Ok((0..3)
             .map(|p| {
                 logs.open_partition(
                     &TopicPartition::new("__consumer_offsets", p),
@@ -653,7 +656,11 @@ mod tests {
                     clock.now_ms(),
                 )
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn coordinator(logs: &LogManager, clock: Arc<ManualClock>) -> anyhow::Result<GroupCoordinator> {
+        let partitions = offsets_logs(logs, &clock)?;
         Ok(GroupCoordinator::new(
             GroupConfig::default(),
             partitions,
@@ -747,17 +754,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let clock = Arc::new(ManualClock::new(1_000_000));
         let logs = LogManager::open(dir.path())?;
-        let partitions = (0..3)
-            .map(|p| {
-                logs.open_partition(
-                    &TopicPartition::new("__consumer_offsets", p),
-                    uuid::Uuid::from_u128(1),
-                    crate::log::Opening::Existing,
-                    log_config(),
-                    clock.now_ms(),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let partitions = offsets_logs(&logs, &clock)?;
         let groups = Arc::new(GroupCoordinator::new(
             GroupConfig::default(),
             partitions.clone(),
