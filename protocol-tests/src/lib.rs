@@ -352,6 +352,22 @@ impl Client {
         Ok(response)
     }
 
+    /// Sends a request the `kafka-protocol` crate cannot encode (a version Kafka 4 dropped) as
+    /// `body` with a v1 request header; returns the response body after the correlation id.
+    pub fn raw_call(&mut self, key: i16, version: i16, body: &[u8]) -> Result<Bytes> {
+        let mut frame = BytesMut::new();
+        frame.put_i32((10 + body.len()) as i32);
+        frame.put_i16(key);
+        frame.put_i16(version);
+        frame.put_i32(4242);
+        frame.put_i16(-1); // null client id
+        frame.put_slice(body);
+        self.send_frame(&frame)?;
+        let mut response = self.read_frame()?;
+        anyhow::ensure!(response.get_i32() == 4242, "correlation id");
+        Ok(response)
+    }
+
     /// True when the broker closed the connection (EOF or reset) within the read timeout.
     pub fn is_closed_by_peer(&mut self) -> bool {
         let mut buf = [0u8; 1024];
@@ -378,4 +394,89 @@ pub fn batch(
 ) -> Bytes {
     strom::test_support::record_batch(values, 1_700_000_000_000, producer, compression)
         .expect("encode batch")
+}
+
+/// One message of formats v0/v1 (magic 0 or 1), as a pre-0.11 producer writes it into a
+/// message set: offset, size, CRC-32 (IEEE), magic, attributes, timestamp (magic 1), key, value.
+pub fn put_legacy_message(
+    out: &mut BytesMut,
+    magic: i8,
+    offset: i64,
+    attributes: i8,
+    timestamp: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    let mut message = BytesMut::new();
+    message.put_i8(magic);
+    message.put_i8(attributes);
+    if magic == 1 {
+        message.put_i64(timestamp);
+    }
+    for field in [key, value] {
+        match field {
+            Some(b) => {
+                message.put_i32(b.len() as i32);
+                message.put_slice(b);
+            }
+            None => message.put_i32(-1),
+        }
+    }
+    out.put_i64(offset);
+    out.put_i32(message.len() as i32 + 4);
+    out.put_u32(crc32fast::hash(&message));
+    out.put_slice(&message);
+}
+
+/// A message of formats v0/v1 read back from a Fetch v0-3 answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyMessage {
+    pub offset: i64,
+    pub magic: i8,
+    pub attributes: i8,
+    /// -1 for magic 0.
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+}
+
+/// Every whole message of a message set, each CRC-checked; a partial message at the end (as
+/// a fetch may send) is left out.
+pub fn parse_legacy_messages(mut set: Bytes) -> Result<Vec<LegacyMessage>> {
+    fn field(b: &mut Bytes) -> Result<Option<Bytes>> {
+        anyhow::ensure!(b.remaining() >= 4, "truncated length");
+        let n = b.get_i32();
+        if n < 0 {
+            return Ok(None);
+        }
+        anyhow::ensure!(b.remaining() >= n as usize, "truncated field");
+        Ok(Some(b.split_to(n as usize)))
+    }
+    let mut out = Vec::new();
+    while set.remaining() >= 12 {
+        let offset = set.get_i64();
+        let size = set.get_i32();
+        anyhow::ensure!(size >= 14, "message size {size}");
+        if set.remaining() < size as usize {
+            break;
+        }
+        let mut message = set.split_to(size as usize);
+        let crc = message.get_u32();
+        anyhow::ensure!(crc32fast::hash(&message) == crc, "CRC mismatch at {offset}");
+        let magic = message.get_i8();
+        let attributes = message.get_i8();
+        let timestamp = if magic == 1 { message.get_i64() } else { -1 };
+        let key = field(&mut message)?;
+        let value = field(&mut message)?;
+        anyhow::ensure!(!message.has_remaining(), "bytes after the value");
+        out.push(LegacyMessage {
+            offset,
+            magic,
+            attributes,
+            timestamp,
+            key,
+            value,
+        });
+    }
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 //! gets a well-formed response of that version on the same connection. Fails when ApiVersions
 //! advertises anything the dispatch table does not serve.
 
+use anyhow::Context;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use protocol_tests::{batch, BrokerProcess, Client};
@@ -14,6 +15,7 @@ fn topic(name: &str) -> TopicName {
 fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
     match key {
         ApiKey::Produce if version < 3 => legacy_produce(client, version),
+        ApiKey::Fetch if version < 4 => legacy_fetch(client, version),
         ApiKey::ListOffsets if version == 0 => legacy_list_offsets(client),
         ApiKey::CreateTopics if version < 2 => legacy_create_topics(client, version),
         ApiKey::DescribeConfigs if version == 0 => legacy_describe_configs(client),
@@ -648,28 +650,6 @@ fn legacy_commit(client: &mut Client, version: i16) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends a request the kafka-protocol crate cannot encode (a version Kafka 4 dropped) with a
-/// v1 request header; returns the response body after the correlation id.
-fn raw_call(
-    client: &mut Client,
-    key: i16,
-    version: i16,
-    body: &[u8],
-) -> anyhow::Result<bytes::Bytes> {
-    use bytes::{Buf, BufMut, BytesMut};
-    let mut frame = BytesMut::new();
-    frame.put_i32((10 + body.len()) as i32);
-    frame.put_i16(key);
-    frame.put_i16(version);
-    frame.put_i32(4242);
-    frame.put_i16(-1); // null client id
-    frame.put_slice(body);
-    client.send_frame(&frame)?;
-    let mut response = client.read_frame()?;
-    anyhow::ensure!(response.get_i32() == 4242, "correlation id");
-    Ok(response)
-}
-
 fn put_str(buf: &mut bytes::BytesMut, s: &str) {
     use bytes::BufMut;
     buf.put_i16(s.len() as i16);
@@ -697,7 +677,7 @@ fn legacy_describe_configs(client: &mut Client) -> anyhow::Result<()> {
     put_str(&mut body, "probe");
     body.put_i32(1);
     put_str(&mut body, "retention.ms");
-    let mut r = raw_call(client, 32, 0, &body)?;
+    let mut r = client.raw_call(32, 0, &body)?;
     anyhow::ensure!(r.get_i32() == 0, "throttle");
     anyhow::ensure!(r.get_i32() == 1, "one result");
     anyhow::ensure!(r.get_i16() == 0, "error code");
@@ -729,7 +709,7 @@ fn legacy_create_topics(client: &mut Client, version: i16) -> anyhow::Result<()>
     if version == 1 {
         body.put_u8(0);
     }
-    let mut r = raw_call(client, 19, version, &body)?;
+    let mut r = client.raw_call(19, version, &body)?;
     anyhow::ensure!(r.get_i32() == 1, "one topic");
     anyhow::ensure!(get_str(&mut r)?.as_deref() == Some(name.as_str()));
     let code = r.get_i16();
@@ -759,7 +739,7 @@ fn legacy_list_offsets(client: &mut Client) -> anyhow::Result<()> {
     body.put_i32(0);
     body.put_i64(-1); // latest
     body.put_i32(1);
-    let mut r = raw_call(client, 2, 0, &body)?;
+    let mut r = client.raw_call(2, 0, &body)?;
     anyhow::ensure!(r.get_i32() == 1, "one topic");
     anyhow::ensure!(get_str(&mut r)?.as_deref() == Some("probe"));
     anyhow::ensure!(r.get_i32() == 1, "one partition");
@@ -772,36 +752,77 @@ fn legacy_list_offsets(client: &mut Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Produce v0-2 (message format v0/v1) is advertised, as Kafka does, and answered with
-/// UNSUPPORTED_VERSION per partition in the layout of that version.
+/// Produce v0-2 (message formats v0/v1, magic 0 for v0): one message is up-converted and
+/// appended; the answer has the version's layout.
 fn legacy_produce(client: &mut Client, version: i16) -> anyhow::Result<()> {
     use bytes::{Buf, BufMut, BytesMut};
+    let mut set = BytesMut::new();
+    let magic = version.min(1) as i8;
+    protocol_tests::put_legacy_message(&mut set, magic, 0, 0, 1_000, Some(b"k"), Some(b"v"));
     let mut body = BytesMut::new();
-    body.put_i16(0); // api key
-    body.put_i16(version);
-    body.put_i32(77);
-    body.put_i16(-1); // null client id
     body.put_i16(1); // acks
     body.put_i32(1000);
     body.put_i32(1);
-    body.put_i16(5);
-    body.put_slice(b"probe");
+    put_str(&mut body, "probe");
     body.put_i32(1);
     body.put_i32(0);
-    body.put_i32(3);
-    body.put_slice(b"xyz");
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.put_slice(&body);
-    client.send_frame(&frame)?;
-    let mut response = client.read_frame()?;
-    anyhow::ensure!(response.get_i32() == 77);
-    anyhow::ensure!(response.get_i32() == 1);
-    let len = response.get_i16() as usize;
-    response.advance(len);
-    anyhow::ensure!(response.get_i32() == 1);
-    anyhow::ensure!(response.get_i32() == 0);
-    anyhow::ensure!(response.get_i16() == 35, "expected UNSUPPORTED_VERSION");
+    body.put_i32(set.len() as i32);
+    body.put_slice(&set);
+    let mut r = client.raw_call(0, version, &body)?;
+    anyhow::ensure!(r.get_i32() == 1, "one topic");
+    anyhow::ensure!(get_str(&mut r)?.as_deref() == Some("probe"));
+    anyhow::ensure!(r.get_i32() == 1, "one partition");
+    anyhow::ensure!(r.get_i32() == 0);
+    let code = r.get_i16();
+    anyhow::ensure!(code == 0, "produce v{version} error {code}");
+    anyhow::ensure!(r.get_i64() >= 1, "after the seeded record");
+    if version >= 2 {
+        anyhow::ensure!(r.get_i64() == -1, "no log append time");
+    }
+    if version >= 1 {
+        anyhow::ensure!(r.get_i32() == 0, "throttle time");
+    }
+    anyhow::ensure!(!r.has_remaining(), "{} bytes left", r.remaining());
+    Ok(())
+}
+
+/// Fetch v0-3: the seeded record down-converted to magic 0 (v0-1) or 1 (v2-3).
+fn legacy_fetch(client: &mut Client, version: i16) -> anyhow::Result<()> {
+    use bytes::{Buf, BufMut, BytesMut};
+    let mut body = BytesMut::new();
+    body.put_i32(-1); // replica id
+    body.put_i32(0); // max wait
+    body.put_i32(1); // min bytes
+    if version >= 3 {
+        body.put_i32(1 << 20);
+    }
+    body.put_i32(1);
+    put_str(&mut body, "probe");
+    body.put_i32(1);
+    body.put_i32(0);
+    body.put_i64(0);
+    body.put_i32(1 << 16);
+    let mut r = client.raw_call(1, version, &body)?;
+    if version >= 1 {
+        anyhow::ensure!(r.get_i32() == 0, "throttle time");
+    }
+    anyhow::ensure!(r.get_i32() == 1, "one topic");
+    anyhow::ensure!(get_str(&mut r)?.as_deref() == Some("probe"));
+    anyhow::ensure!(r.get_i32() == 1, "one partition");
+    anyhow::ensure!(r.get_i32() == 0);
+    let code = r.get_i16();
+    anyhow::ensure!(code == 0, "fetch v{version} error {code}");
+    anyhow::ensure!(r.get_i64() >= 1, "high watermark");
+    let size = r.get_i32();
+    anyhow::ensure!(
+        size >= 0 && r.remaining() == size as usize,
+        "records size {size}"
+    );
+    let messages = protocol_tests::parse_legacy_messages(r)?;
+    let first = messages.first().context("no messages")?;
+    anyhow::ensure!(first.offset == 0 && first.value.as_deref() == Some(&b"v"[..]));
+    let magic = if version <= 1 { 0 } else { 1 };
+    anyhow::ensure!(messages.iter().all(|m| m.magic == magic), "{messages:?}");
     Ok(())
 }
 

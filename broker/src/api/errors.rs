@@ -4,6 +4,7 @@ use kafka_protocol::error::ResponseError;
 
 use crate::group::GroupError;
 use crate::log::batch::{self, BatchError};
+use crate::log::message_set::ConvertError;
 use crate::log::partition::{AppendError, ReadError};
 use crate::metadata::MetadataError;
 use crate::txn::producer_state::SequenceError;
@@ -40,6 +41,16 @@ pub fn append_error(e: &AppendError) -> ResponseError {
         }
         AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
         AppendError::Io(_) | AppendError::Offline(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// A produced message set (formats v0/v1) that could not be up-converted, as Kafka's
+/// `LogValidator` answers it: damaged bytes are a corrupt record, zstd needs format v2.
+pub fn convert_error(e: &ConvertError) -> ResponseError {
+    match e {
+        ConvertError::Malformed(_) | ConvertError::CrcMismatch => ResponseError::CorruptMessage,
+        ConvertError::UnsupportedCodec(_) => ResponseError::UnsupportedCompressionType,
+        ConvertError::TooLarge { .. } => ResponseError::MessageTooLarge,
     }
 }
 

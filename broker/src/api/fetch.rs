@@ -11,15 +11,17 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::watch;
 
-use super::{decode, encode, errors, Reply, RequestContext};
+use super::{decode, encode, errors, legacy, Reply, RequestContext, ResponseBody};
 use crate::broker::Broker;
-use crate::log::PartitionLog;
+use crate::log::{message_set, records, PartitionLog};
 
 /// Kafka's `fetch.max.bytes` default: a ceiling on one response whatever the client asks.
 pub const FETCH_MAX_BYTES: usize = 57_671_680;
 /// Upper bound on how long one fetch may wait.
 pub const MAX_WAIT_MS: i32 = 60_000;
 const READ_COMMITTED: i8 = 1;
+/// The first Fetch version the `kafka-protocol` crate decodes (message format v2).
+const FIRST_DECODED_VERSION: i16 = 4;
 
 struct Target {
     topic: usize,
@@ -30,10 +32,20 @@ struct Target {
 }
 
 pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
-    let request: FetchRequest = match decode(ctx, body) {
-        Ok(r) => r,
-        Err(e) => return Reply::Now(Err(e)),
+    // Fetch v0-3 ask for message formats v0/v1: read as v4, answered down-converted.
+    let legacy = ctx.version < FIRST_DECODED_VERSION;
+    let request = if legacy {
+        legacy::fetch_request(ctx, body)
+    } else {
+        decode::<FetchRequest>(ctx, body)
     };
+    match request {
+        Ok(request) => serve(broker, ctx, request, legacy),
+        Err(e) => Reply::Now(Err(e)),
+    }
+}
+
+fn serve(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRequest, legacy: bool) -> Reply {
     let version = ctx.version;
     if request.session_id != 0 {
         let response = FetchResponse::default()
@@ -113,7 +125,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
     let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
     if bytes >= min_bytes || failed || max_wait.is_zero() || receivers.is_empty() {
         count_bytes_out(broker, &response, &targets);
-        return Reply::Now(encode(&response, version));
+        return Reply::Now(finish(response, &targets, max_bytes, version, legacy));
     }
     drop_records(&mut response);
     // A stopping broker answers long polls at once with what they have.
@@ -134,11 +146,79 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
             if timed_out || failed || bytes >= min_bytes {
                 count_bytes_out(&broker, &response, &targets);
-                return encode(&response, version);
+                return finish(response, &targets, max_bytes, version, legacy);
             }
             drop_records(&mut response);
         }
     }))
+}
+
+/// Writes the answer in `version`'s layout; for Fetch v0-3, with each partition's records
+/// down-converted.
+fn finish(
+    mut response: FetchResponse,
+    targets: &[Target],
+    max_bytes: usize,
+    version: i16,
+    legacy: bool,
+) -> ResponseBody {
+    if !legacy {
+        return encode(&response, version);
+    }
+    down_convert(&mut response, targets, max_bytes, version);
+    Ok(legacy::fetch_response(&response, version))
+}
+
+/// Turns each partition's stored batches into a message set of the format Fetch `version`
+/// reads (v0-1: magic 0, v2-3: magic 1), within the same byte limits as the read: the first
+/// partition with data may pass them by one message from v3 on (KIP-74); before v3 the limit
+/// is hard and an oversized first message is sent cut, as Kafka sends it.
+fn down_convert(response: &mut FetchResponse, targets: &[Target], max_bytes: usize, version: i16) {
+    let magic = if version <= 1 { 0 } else { 1 };
+    let mut total = 0usize;
+    for target in targets {
+        let data = &mut response.responses[target.topic].partitions[target.partition];
+        let (Some(log), Some(stored)) = (&target.log, data.records.take()) else {
+            continue;
+        };
+        if stored.is_empty() {
+            data.records = Some(stored);
+            continue;
+        }
+        let budget = target
+            .partition_max_bytes
+            .min(max_bytes.saturating_sub(total));
+        let oversized = if version >= 3 && total == 0 {
+            message_set::Oversized::Whole
+        } else {
+            message_set::Oversized::Truncate
+        };
+        let limit = records::decompressed_limit(log.config().max_message_bytes);
+        match message_set::from_batches(
+            &stored,
+            magic,
+            target.fetch_offset,
+            budget,
+            oversized,
+            limit,
+        ) {
+            Ok(set) => {
+                total += set.len();
+                data.records = Some(set);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    topic = %log.topic_partition.topic,
+                    partition = log.topic_partition.partition,
+                    offset = target.fetch_offset,
+                    error = %e,
+                    "stored batches cannot be down-converted for a Fetch v{version}"
+                );
+                data.error_code = ResponseError::CorruptMessage.code();
+                data.records = Some(Bytes::new());
+            }
+        }
+    }
 }
 
 /// Every wake of a long poll re-reads its partitions: what was read is dropped meanwhile, so

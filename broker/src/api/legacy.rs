@@ -1,19 +1,23 @@
 //! Request versions Kafka 3.x served that the `kafka-protocol` crate no longer decodes (it is
 //! generated from Kafka 4's schemas, which dropped them in KIP-896): DescribeConfigs v0,
-//! CreateTopics v0-1, ListOffsets v0. Old clients still send them (sarama 1.22's ClusterAdmin,
-//! kafka-go 0.2.1).
+//! CreateTopics v0-1, ListOffsets v0, Produce v0-2 and Fetch v0-3. Old clients still send them
+//! (sarama 1.22's ClusterAdmin, kafka-go 0.2.1).
 //!
 //! Requests are turned into the next version the crate does decode: DescribeConfigs v0 and
 //! CreateTopics v0 are v1/v2 without their last boolean (`include_synonyms`, `validate_only`),
 //! so appending `false` makes them that version; CreateTopics v1 is laid out as v2. ListOffsets
 //! v0 differs inside each partition (`max_num_offsets`), so it is read here. Handlers answer
-//! with the newer response struct, and this module writes it in the old layout.
+//! with the newer response struct, and this module writes it in the old layout. Produce v0-2
+//! and Fetch v0-3 are read here into the first version the crate decodes; their message sets
+//! (formats v0/v1) are converted by `log::message_set`.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsResponse, DescribeConfigsResponse, ListOffsetsRequest,
-    ListOffsetsResponse, TopicName,
+    BrokerId, CreateTopicsResponse, DescribeConfigsResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -168,7 +172,7 @@ pub fn list_offsets_v0_request(
         }
         topics.push(
             ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_string(name)))
+                .with_name(topic_name(name))
                 .with_partitions(partitions),
         );
         max_offsets.push(maxes);
@@ -203,6 +207,162 @@ pub fn list_offsets_v0_response(response: &ListOffsetsResponse, max_offsets: &[V
                 buf.put_i64(partition.offset);
             } else {
                 buf.put_i32(0);
+            }
+        }
+    }
+    buf.freeze()
+}
+
+/// A nullable `bytes` field (i32 length, -1 null).
+fn get_nullable_bytes(
+    ctx: &RequestContext,
+    body: &mut Bytes,
+) -> Result<Option<Bytes>, RequestError> {
+    let n = get_i32(ctx, body)?;
+    if n == -1 {
+        return Ok(None);
+    }
+    let n = usize::try_from(n).map_err(|_| malformed(ctx, "negative length"))?;
+    if body.remaining() < n {
+        return Err(malformed(ctx, "truncated bytes"));
+    }
+    Ok(Some(body.split_to(n)))
+}
+
+fn topic_name(name: String) -> TopicName {
+    TopicName(StrBytes::from_string(name))
+}
+
+/// Produce v0-2 (acks, timeout, each partition's message set) in the v3 form, the message sets
+/// still in formats v0/v1: the caller converts them.
+pub fn produce_request(
+    ctx: &RequestContext,
+    mut body: Bytes,
+) -> Result<ProduceRequest, RequestError> {
+    if body.remaining() < 6 {
+        return Err(malformed(ctx, "truncated"));
+    }
+    let acks = body.get_i16();
+    let timeout_ms = get_i32(ctx, &mut body)?;
+    let topic_count = get_array_length(ctx, &mut body)?;
+    let mut topics = Vec::with_capacity(topic_count);
+    for _ in 0..topic_count {
+        let name = get_string(ctx, &mut body)?;
+        let partition_count = get_array_length(ctx, &mut body)?;
+        let mut partitions = Vec::with_capacity(partition_count);
+        for _ in 0..partition_count {
+            let index = get_i32(ctx, &mut body)?;
+            let records = get_nullable_bytes(ctx, &mut body)?;
+            partitions.push(
+                PartitionProduceData::default()
+                    .with_index(index)
+                    .with_records(records),
+            );
+        }
+        topics.push(
+            TopicProduceData::default()
+                .with_name(topic_name(name))
+                .with_partition_data(partitions),
+        );
+    }
+    if body.has_remaining() {
+        return Err(malformed(ctx, "bytes left after the request"));
+    }
+    Ok(ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(topics))
+}
+
+/// Produce v0 (base offset per partition), v1 (plus the throttle time, last) and v2 (plus
+/// the log append time per partition).
+pub fn produce_response(response: &ProduceResponse, version: i16) -> Bytes {
+    let mut buf = BytesMut::new();
+    put_length(&mut buf, response.responses.len());
+    for topic in &response.responses {
+        put_string(&mut buf, &topic.name);
+        put_length(&mut buf, topic.partition_responses.len());
+        for partition in &topic.partition_responses {
+            buf.put_i32(partition.index);
+            buf.put_i16(partition.error_code);
+            buf.put_i64(partition.base_offset);
+            if version >= 2 {
+                buf.put_i64(partition.log_append_time_ms);
+            }
+        }
+    }
+    if version >= 1 {
+        buf.put_i32(response.throttle_time_ms);
+    }
+    buf.freeze()
+}
+
+/// Fetch v0-3 in the v4 form (read_uncommitted, no session). Before v3 a response had no
+/// overall limit, only the partitions' (Kafka's `Integer.MAX_VALUE`).
+pub fn fetch_request(ctx: &RequestContext, mut body: Bytes) -> Result<FetchRequest, RequestError> {
+    let replica_id = get_i32(ctx, &mut body)?;
+    let max_wait_ms = get_i32(ctx, &mut body)?;
+    let min_bytes = get_i32(ctx, &mut body)?;
+    let max_bytes = if ctx.version >= 3 {
+        get_i32(ctx, &mut body)?
+    } else {
+        i32::MAX
+    };
+    let topic_count = get_array_length(ctx, &mut body)?;
+    let mut topics = Vec::with_capacity(topic_count);
+    for _ in 0..topic_count {
+        let name = get_string(ctx, &mut body)?;
+        let partition_count = get_array_length(ctx, &mut body)?;
+        let mut partitions = Vec::with_capacity(partition_count);
+        for _ in 0..partition_count {
+            let partition = get_i32(ctx, &mut body)?;
+            let fetch_offset = get_i64(ctx, &mut body)?;
+            let partition_max_bytes = get_i32(ctx, &mut body)?;
+            partitions.push(
+                FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(fetch_offset)
+                    .with_partition_max_bytes(partition_max_bytes),
+            );
+        }
+        topics.push(
+            FetchTopic::default()
+                .with_topic(topic_name(name))
+                .with_partitions(partitions),
+        );
+    }
+    if body.has_remaining() {
+        return Err(malformed(ctx, "bytes left after the request"));
+    }
+    Ok(FetchRequest::default()
+        .with_replica_id(BrokerId(replica_id))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_topics(topics))
+}
+
+/// Fetch v0 (per partition: error, high watermark, records) and v1-3 (plus the throttle time,
+/// first). The records must already be message sets of the version's format.
+pub fn fetch_response(response: &FetchResponse, version: i16) -> Bytes {
+    let mut buf = BytesMut::new();
+    if version >= 1 {
+        buf.put_i32(response.throttle_time_ms);
+    }
+    put_length(&mut buf, response.responses.len());
+    for topic in &response.responses {
+        put_string(&mut buf, &topic.topic);
+        put_length(&mut buf, topic.partitions.len());
+        for partition in &topic.partitions {
+            buf.put_i32(partition.partition_index);
+            buf.put_i16(partition.error_code);
+            buf.put_i64(partition.high_watermark);
+            match &partition.records {
+                Some(records) => {
+                    put_length(&mut buf, records.len());
+                    buf.put_slice(records);
+                }
+                None => buf.put_i32(-1),
             }
         }
     }

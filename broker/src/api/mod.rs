@@ -151,8 +151,8 @@ pub struct ApiSpec {
 
 /// Every API the broker serves, at the versions it serves fully.
 pub const SUPPORTED_APIS: &[ApiSpec] = &[
-    // Min 0 as Kafka does (old librdkafka keys compression support off the range);
-    // versions 0-2 (message format v0/v1) are answered with UNSUPPORTED_VERSION.
+    // Produce v0-2 and Fetch v0-3 carry message formats v0/v1, converted at the edge
+    // (log/message_set.rs); Kafka 3.x served them, Kafka 4 does not (KIP-896).
     ApiSpec {
         key: ApiKey::Produce,
         min_version: 0,
@@ -161,7 +161,7 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     },
     ApiSpec {
         key: ApiKey::Fetch,
-        min_version: 4,
+        min_version: 0,
         max_version: 16,
         handler: fetch::handle,
     },
@@ -367,11 +367,12 @@ mod tests {
             let crate_range = spec.key.valid_versions();
             assert!(spec.min_version <= spec.max_version, "{:?}", spec.key);
             assert!(spec.max_version <= crate_range.max, "{:?}", spec.key);
-            // Produce v0-2 and OffsetCommit v0-1 are served by hand (produce.rs, groups.rs), as
-            // are ListOffsets v0, DescribeConfigs v0 and CreateTopics v0-1 (legacy.rs).
+            // OffsetCommit v0-1 are served by hand (groups.rs), as are Produce v0-2, Fetch v0-3,
+            // ListOffsets v0, DescribeConfigs v0 and CreateTopics v0-1 (legacy.rs).
             if !matches!(
                 spec.key,
                 ApiKey::Produce
+                    | ApiKey::Fetch
                     | ApiKey::OffsetCommit
                     | ApiKey::ListOffsets
                     | ApiKey::DescribeConfigs

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -11,34 +11,48 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{decode, encode, errors, Reply, RequestContext, RequestError, ResponseBody};
+use super::{decode, encode, errors, legacy, Reply, RequestContext, ResponseBody};
 use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
 use crate::log::batch::BatchHeader;
 use crate::log::partition::AppendError;
+use crate::log::{message_set, records};
 
 /// The first Produce version the `kafka-protocol` crate decodes (message format v2).
 const FIRST_DECODED_VERSION: i16 = 3;
 
 pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
     if ctx.version < FIRST_DECODED_VERSION {
-        return legacy_unsupported(ctx, body);
+        return legacy(broker, ctx, body);
     }
     let request: ProduceRequest = match decode(ctx, body) {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
     };
+    produce(broker, ctx, request, &[], encode)
+}
+
+/// Appends every partition of `request` and answers it, written by `write`. `refused` holds,
+/// per topic and partition, an error found before the append (a message set that could not be
+/// converted).
+fn produce(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+    refused: &[Vec<Option<ResponseError>>],
+    write: fn(&ProduceResponse, i16) -> ResponseBody,
+) -> Reply {
     let acks = request.acks;
     let version = ctx.version;
     let now_ms = broker.clock.now_ms();
     let image = broker.metadata.image();
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
-    for topic in request.topic_data {
+    for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let known_topic = image.topic(&name).is_some();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        for data in topic.partition_data {
+        for (p, data) in topic.partition_data.into_iter().enumerate() {
             let mut response = PartitionProduceResponse::default()
                 .with_index(data.index)
                 .with_base_offset(-1)
@@ -49,8 +63,11 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             } else {
                 None
             };
+            let refusal = refused.get(t).and_then(|r| r.get(p)).copied().flatten();
             let outcome = if !matches!(acks, -1..=1) {
                 Err(ResponseError::InvalidRequiredAcks)
+            } else if let Some(error) = refusal {
+                Err(error)
             } else if name == OFFSETS_TOPIC {
                 // Only the group coordinator writes there (Kafka: "Cannot append to internal
                 // topic").
@@ -156,7 +173,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
     }
     let response = ProduceResponse::default().with_responses(responses);
     if waits.is_empty() {
-        return Reply::Now(encode(&response, version));
+        return Reply::Now(write(&response, version));
     }
     let receivers: Vec<_> = waits
         .into_iter()
@@ -172,7 +189,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
                 entry.base_offset = -1;
             }
         }
-        encode(&response, version)
+        write(&response, version)
     }))
 }
 
@@ -187,74 +204,47 @@ fn log_append_error(ctx: &RequestContext, topic: &str, partition: i32, e: &Appen
     );
 }
 
-/// Produce v0-2 carry message format v0/v1, which Strom does not store. They are parsed just
-/// enough to answer every partition with UNSUPPORTED_VERSION in that version's layout.
-fn legacy_unsupported(ctx: &RequestContext, mut body: Bytes) -> Reply {
-    let malformed = || {
-        Reply::Now(Err(RequestError::Decode {
-            api: ctx.api_key,
-            version: ctx.version,
-            reason: "truncated legacy produce request".into(),
-        }))
+/// Produce v0-2 carry message formats v0/v1: each partition's message set is up-converted to
+/// one v2 batch (`log::message_set`), then appended as any batch is; the answer is written in
+/// the request's layout.
+fn legacy(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let mut request = match legacy::produce_request(ctx, body) {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
     };
-    fn string(body: &mut Bytes) -> Option<Bytes> {
-        if body.remaining() < 2 {
-            return None;
-        }
-        let len = usize::try_from(body.get_i16()).ok()?;
-        (body.remaining() >= len).then(|| body.split_to(len))
-    }
-    if body.remaining() < 10 {
-        return malformed();
-    }
-    let acks = body.get_i16();
-    let _timeout_ms = body.get_i32();
-    let topic_count = body.get_i32();
-    let mut out = BytesMut::new();
-    out.put_i32(topic_count.max(0));
-    for _ in 0..topic_count.max(0) {
-        let Some(name) = string(&mut body) else {
-            return malformed();
-        };
-        if body.remaining() < 4 {
-            return malformed();
-        }
-        let partition_count = body.get_i32();
-        out.put_i16(name.len() as i16);
-        out.put_slice(&name);
-        out.put_i32(partition_count.max(0));
-        for _ in 0..partition_count.max(0) {
-            if body.remaining() < 8 {
-                return malformed();
-            }
-            let partition = body.get_i32();
-            let Ok(size) = usize::try_from(body.get_i32()) else {
-                return malformed();
+    let mut refused = Vec::with_capacity(request.topic_data.len());
+    for topic in &mut request.topic_data {
+        let mut errors = Vec::with_capacity(topic.partition_data.len());
+        for data in &mut topic.partition_data {
+            let log = broker.partition(topic.name.as_str(), data.index);
+            let (Some(log), Some(set)) = (log, data.records.take()) else {
+                // Unknown partitions and null records are answered as in later versions.
+                errors.push(None);
+                continue;
             };
-            if body.remaining() < size {
-                return malformed();
-            }
-            body.advance(size);
-            out.put_i32(partition);
-            out.put_i16(ResponseError::UnsupportedVersion.code());
-            out.put_i64(-1);
-            if ctx.version >= 2 {
-                out.put_i64(-1);
+            let limit = records::decompressed_limit(log.config().max_message_bytes);
+            match message_set::to_batch(&set, limit) {
+                Ok(batch) => {
+                    data.records = Some(batch);
+                    errors.push(None);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        connection = ctx.connection_id,
+                        client_id = ctx.client_id(),
+                        topic = topic.name.as_str(),
+                        partition = data.index,
+                        version = ctx.version,
+                        error = %e,
+                        "produce rejected: message set cannot be converted"
+                    );
+                    errors.push(Some(errors::convert_error(&e)));
+                }
             }
         }
+        refused.push(errors);
     }
-    if ctx.version >= 1 {
-        out.put_i32(0);
-    }
-    tracing::warn!(
-        connection = ctx.connection_id,
-        client_id = ctx.client_id(),
-        version = ctx.version,
-        "produce with message format v0/v1 refused"
-    );
-    if acks == 0 {
-        return Reply::Nothing;
-    }
-    let body: ResponseBody = Ok(out.freeze());
-    Reply::Now(body)
+    produce(broker, ctx, request, &refused, |response, version| {
+        Ok(legacy::produce_response(response, version))
+    })
 }

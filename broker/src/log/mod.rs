@@ -13,6 +13,7 @@ pub mod cleaner;
 mod crash_tests;
 pub mod dir_lock;
 pub mod flusher;
+pub mod message_set;
 pub mod partition;
 pub mod records;
 #[cfg(test)]

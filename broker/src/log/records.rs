@@ -161,7 +161,7 @@ fn records_reader<'a>(
     limit: u64,
 ) -> Result<Limited<Box<dyn Read + 'a>>, RecordsError> {
     let section = batch.get(HEADER_BYTES..).ok_or(RecordsError::Malformed)?;
-    records_reader_for(section, header, limit)
+    records_reader_for(section, header.compression(), limit)
 }
 
 /// Reads from a `Limited` stream, telling a passed limit from a malformed stream.
@@ -272,16 +272,11 @@ pub fn walk(
 pub fn decode(batch: &[u8], limit: u64) -> Result<RecordSet, RecordsError> {
     let header = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed)?;
     let decompress = |compressed: &mut Bytes, _: Compression| -> anyhow::Result<Bytes> {
-        let mut reader = records_reader_for(compressed, &header, limit)?;
-        let mut out = Vec::new();
-        reader.read_to_end(&mut out).map_err(|e| {
-            if reader.exceeded || e.to_string().contains("decompression limit exceeded") {
-                anyhow::Error::new(RecordsError::TooLarge { limit })
-            } else {
-                anyhow::Error::new(RecordsError::Malformed)
-            }
-        })?;
-        Ok(Bytes::from(out))
+        Ok(Bytes::from(decompress(
+            compressed,
+            header.compression(),
+            limit,
+        )?))
     };
     let mut buf = Bytes::copy_from_slice(batch);
     RecordBatchDecoder::decode_with_custom_compression(&mut buf, Some(decompress)).map_err(|e| {
@@ -292,13 +287,29 @@ pub fn decode(batch: &[u8], limit: u64) -> Result<RecordSet, RecordsError> {
     })
 }
 
-/// The decompressed stream of a records section on its own, cut off after `limit` bytes.
+/// Decompresses `section` written with `codec` (the attribute bits: 1 gzip, 2 snappy, 3 lz4,
+/// 4 zstd) into memory, failing once more than `limit` bytes come out: for the message sets
+/// of formats v0/v1 (`message_set`), whose compressed wrapper holds whole inner messages.
+pub fn decompress(section: &[u8], codec: i16, limit: u64) -> Result<Vec<u8>, RecordsError> {
+    let mut reader = records_reader_for(section, codec, limit)?;
+    let mut out = Vec::new();
+    match reader.read_to_end(&mut out) {
+        Ok(_) => Ok(out),
+        Err(e) if reader.exceeded || e.to_string().contains("decompression limit exceeded") => {
+            Err(RecordsError::TooLarge { limit })
+        }
+        Err(_) => Err(RecordsError::Malformed),
+    }
+}
+
+/// The decompressed stream of a records section written with `codec`, cut off after `limit`
+/// bytes.
 fn records_reader_for<'a>(
     section: &'a [u8],
-    header: &BatchHeader,
+    codec: i16,
     limit: u64,
 ) -> Result<Limited<Box<dyn Read + 'a>>, RecordsError> {
-    let inner: Box<dyn Read + 'a> = match header.compression() {
+    let inner: Box<dyn Read + 'a> = match codec {
         0 => Box::new(section),
         1 => Box::new(flate2::read::GzDecoder::new(section)),
         2 => Box::new(SnappyReader::new(section, limit)),
