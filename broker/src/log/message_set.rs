@@ -383,7 +383,10 @@ mod tests {
         Ok(out.to_vec())
     }
 
-    fn decoded(batch: &[u8]) -> TestResult<Vec<(i64, i64, Option<Bytes>, Option<Bytes>)>> {
+    /// (offset, timestamp, key, value)
+    type Seen = (i64, i64, Option<Bytes>, Option<Bytes>);
+
+    fn decoded(batch: &[u8]) -> TestResult<Vec<Seen>> {
         batch::validate(batch)?;
         Ok(records::decode(batch, 1 << 20)?
             .records
