@@ -537,6 +537,9 @@ const JVM_ENV_PREFIXES: &[&str] = &["KAFKA_JMX_"];
 #[derive(Debug, Clone, Default)]
 pub struct Properties {
     values: BTreeMap<String, String>,
+    /// Where each value came from ("line 3 of server.properties", "KAFKA_NUM_PARTITIONS",
+    /// "--override"), for error messages.
+    origins: BTreeMap<String, String>,
     not_applicable: Vec<String>,
 }
 
@@ -544,6 +547,34 @@ impl Properties {
     pub fn set(&mut self, key: &str, value: &str) {
         self.values
             .insert(key.trim().to_string(), value.trim().to_string());
+        self.origins.remove(key.trim());
+    }
+
+    fn set_from(&mut self, key: &str, value: &str, origin: String) {
+        self.set(key, value);
+        self.origins.insert(key.trim().to_string(), origin);
+    }
+
+    /// Where `key`'s value came from, if it was loaded from a file, the environment or an
+    /// override.
+    pub fn origin(&self, key: &str) -> Option<&str> {
+        self.origins.get(key).map(String::as_str)
+    }
+
+    /// `e` with the origin of its property added ("property num.partitions=abc (from
+    /// KAFKA_NUM_PARTITIONS): must be an integer").
+    pub fn explain(&self, e: ConfigError) -> ConfigError {
+        match e {
+            ConfigError::Invalid { key, value, reason } => match self.origin(&key) {
+                Some(origin) => ConfigError::Invalid {
+                    value: format!("{value} (from {origin})"),
+                    key,
+                    reason,
+                },
+                None => ConfigError::Invalid { key, value, reason },
+            },
+            other => other,
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -569,7 +600,11 @@ impl Properties {
                     path: path.to_path_buf(),
                     line: number + 1,
                 })?;
-            self.set(key, value);
+            self.set_from(
+                key,
+                value,
+                format!("line {} of {}", number + 1, path.display()),
+            );
         }
         Ok(())
     }
@@ -584,7 +619,7 @@ impl Properties {
         vars.sort_by_key(|(name, _)| name.starts_with("KAFKA_CFG_"));
         for (name, value) in vars {
             if name == "CLUSTER_ID" || name == "KAFKA_KRAFT_CLUSTER_ID" {
-                self.set("cluster.id", &value);
+                self.set_from("cluster.id", &value, name);
                 continue;
             }
             if JVM_ENV.contains(&name.as_str())
@@ -610,7 +645,7 @@ impl Properties {
                 .replace('_', ".")
                 .replace('\u{1}', "-")
                 .replace('\u{2}', "_");
-            self.set(&key, &value);
+            self.set_from(&key, &value, name);
         }
     }
 
@@ -623,7 +658,7 @@ impl Properties {
         let (key, value) = text
             .split_once('=')
             .ok_or_else(|| ConfigError::Override(text.to_string()))?;
-        self.set(key, value);
+        self.set_from(key, value, "--override".to_string());
         Ok(())
     }
 }
@@ -825,8 +860,20 @@ fn parse<T: std::str::FromStr>(props: &Properties, key: &str) -> Result<T, Confi
     value.parse().map_err(|_| ConfigError::Invalid {
         key: key.to_string(),
         value: value.to_string(),
-        reason: format!("not a valid {}", std::any::type_name::<T>()),
+        reason: expected_form::<T>().to_string(),
     })
+}
+
+/// What a value of type `T` must look like, in words (not Rust's type names).
+fn expected_form<T>() -> &'static str {
+    match std::any::type_name::<T>() {
+        "i32" => "must be an integer from -2147483648 to 2147483647",
+        "i8" | "i16" | "i64" | "isize" => "must be an integer",
+        "u8" | "u16" | "u32" | "u64" | "usize" => "must be a whole number (0 or more)",
+        "bool" => "must be true or false",
+        "f32" | "f64" => "must be a number",
+        _ => "is not in the accepted form",
+    }
 }
 
 fn parse_optional<T: std::str::FromStr>(
@@ -1220,6 +1267,46 @@ mod tests {
         let mut props = Properties::default();
         props.set("listeners", "nonsense");
         assert!(BrokerConfig::from_properties(&props).is_err());
+        Ok(())
+    }
+
+    /// An error names the property, where its value came from, and the accepted form in words.
+    #[test]
+    fn errors_say_where_a_value_came_from() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("server.properties");
+        std::fs::write(&file, "# a comment\nlog.segment.bytes=1x\n")?;
+        let explained = |props: &Properties| {
+            BrokerConfig::from_properties(props)
+                .map(|_| ())
+                .map_err(|e| props.explain(e).to_string())
+        };
+        let mut props = Properties::default();
+        props.load_file(&file)?;
+        assert_eq!(
+            explained(&props),
+            Err(format!(
+                "property log.segment.bytes=1x (from line 2 of {}): must be a whole number (0 or \
+                 more)",
+                file.display()
+            ))
+        );
+        let mut props = Properties::default();
+        props.load_env([("KAFKA_NUM_PARTITIONS".to_string(), "many".to_string())]);
+        assert_eq!(
+            explained(&props),
+            Err(
+                "property num.partitions=many (from KAFKA_NUM_PARTITIONS): must be an integer \
+                 from -2147483648 to 2147483647"
+                    .to_string()
+            )
+        );
+        // The override wins over the variable, and is named instead.
+        props.apply_override("num.partitions=true")?;
+        assert!(explained(&props).is_err_and(|e| e.contains("(from --override)")));
+        props.apply_override("num.partitions=2")?;
+        props.apply_override("auto.create.topics.enable=maybe")?;
+        assert!(explained(&props).is_err_and(|e| e.ends_with("must be true or false")));
         Ok(())
     }
 

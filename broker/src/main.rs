@@ -7,7 +7,7 @@ use strom::{BrokerConfig, Properties};
 
 /// A Kafka-wire-protocol-compatible broker.
 #[derive(Debug, Parser)]
-#[command(name = "strom", version)]
+#[command(name = "strom", version, after_help = AFTER_HELP)]
 struct Args {
     /// A server.properties-style file.
     #[arg(long, value_name = "FILE")]
@@ -19,6 +19,27 @@ struct Args {
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }
+
+const AFTER_HELP: &str = "\
+Configuration uses Apache Kafka's property names. Sources, later ones win:
+  1. Kafka's defaults
+  2. the FILE (server.properties style: key=value lines)
+  3. environment variables as Kafka's docker images read them: KAFKA_LOG_DIRS -> log.dirs
+     (_ is '.', __ is '_', ___ is '-'); KAFKA_CFG_* as Bitnami's; CLUSTER_ID
+  4. --override key=value
+Errors name the property and where its value came from.
+
+Defaults that matter first:
+  listeners            PLAINTEXT://:9092 (every interface, IPv4 and IPv6)
+  log.dirs             strom-data (relative to the directory strom is started in)
+  strom.http.listener  http://:9644 (/metrics in Prometheus format, /health)
+  strom.acks.all.fsync true (acks=all is answered after the records are fsynced)
+
+Environment:
+  STROM_LOG   log filter, e.g. STROM_LOG=debug or STROM_LOG=strom::api=debug (default info)
+
+Also:
+  strom healthcheck [http://host:port]   exits 0 when /health answers 200 (for compose files)";
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -39,10 +60,27 @@ fn main() -> std::process::ExitCode {
     match start(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", describe(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each said once: a cause the message above it already quotes (as
+/// "storage error: {0}" quotes its I/O error) is not repeated.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn start(args: Args) -> anyhow::Result<()> {
@@ -54,7 +92,7 @@ fn start(args: Args) -> anyhow::Result<()> {
     for text in &args.overrides {
         props.apply_override(text)?;
     }
-    let config = BrokerConfig::from_properties(&props)?;
+    let config = BrokerConfig::from_properties(&props).map_err(|e| props.explain(e))?;
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
