@@ -272,7 +272,7 @@ impl Broker {
         // or repaired while another broker may be using them.
         let logs = LogManager::open_dirs(&config.log_dirs)?;
         let metadata = MetadataStore::open(
-            &config.log_dir,
+            &config.log_dirs,
             config.node_id,
             config.cluster_id.as_deref(),
         )?;

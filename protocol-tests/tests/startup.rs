@@ -226,6 +226,12 @@ fn every_log_dir_holds_partitions() {
             .filter(|n| n.starts_with("spread-"))
             .collect();
         assert_eq!(here.len(), 2, "{}: {here:?}", dir.display());
+        // Each directory is stamped with the cluster id, as Kafka stamps every log dir.
+        let meta = std::fs::read_to_string(dir.join("meta.properties")).expect("meta.properties");
+        assert!(
+            meta.contains("cluster.id=") && meta.contains("node.id="),
+            "{meta}"
+        );
     }
     let described = client
         .call(4, &DescribeLogDirsRequest::default().with_topics(None))

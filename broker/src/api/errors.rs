@@ -74,7 +74,8 @@ pub fn metadata_error(e: &MetadataError) -> ResponseError {
         MetadataError::ResourceLimit(_) => ResponseError::PolicyViolation,
         MetadataError::Io(_)
         | MetadataError::Corrupt(_)
-        | MetadataError::ClusterIdMismatch { .. } => ResponseError::KafkaStorageError,
+        | MetadataError::ClusterIdMismatch { .. }
+        | MetadataError::DirsOfTwoClusters { .. } => ResponseError::KafkaStorageError,
     }
 }
 

@@ -60,6 +60,17 @@ pub enum MetadataError {
         stored: String,
         configured: String,
     },
+    /// Two entries of `log.dirs` were formatted for different clusters.
+    #[error(
+        "{path} says cluster.id={stored} but {other_path} says cluster.id={other}: the log \
+         directories belong to different clusters"
+    )]
+    DirsOfTwoClusters {
+        path: PathBuf,
+        stored: String,
+        other_path: PathBuf,
+        other: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -172,16 +183,23 @@ pub struct MetadataStore {
 }
 
 impl MetadataStore {
-    /// Loads the metadata from `log_dir`, creating `meta.properties` (cluster id, node id) on
+    /// Loads the metadata from the first of `log_dirs`. Every directory gets a
+    /// `meta.properties` (cluster id, node id, its own directory id) as in Kafka: written on
     /// first start with `cluster_id` when given (`CLUSTER_ID`, as `kafka-storage format` takes
-    /// it) or a fresh one.
+    /// it), else the id a formatted directory already holds, else a fresh one; directories
+    /// formatted for another cluster or node are refused.
     pub fn open(
-        log_dir: &Path,
+        log_dirs: &[PathBuf],
         node_id: i32,
         cluster_id: Option<&str>,
     ) -> Result<MetadataStore, MetadataError> {
-        std::fs::create_dir_all(log_dir)?;
-        let cluster_id = load_or_create_meta_properties(log_dir, node_id, cluster_id)?;
+        let log_dir = log_dirs
+            .first()
+            .ok_or_else(|| MetadataError::Corrupt("no log directory".into()))?;
+        for dir in log_dirs {
+            std::fs::create_dir_all(dir)?;
+        }
+        let cluster_id = load_or_create_meta_properties(log_dirs, node_id, cluster_id)?;
         let path = log_dir.join(METADATA_FILE);
         let image = match std::fs::read(&path) {
             Ok(bytes) => MetadataImage::from_file(
@@ -320,52 +338,80 @@ impl MetadataStore {
     }
 }
 
+/// The cluster id `meta.properties` in `dir` holds, or `None` when there is no such file; a
+/// node id other than `node_id` is refused.
+fn read_meta_properties(dir: &Path, node_id: i32) -> Result<Option<String>, MetadataError> {
+    let path = dir.join(META_PROPERTIES);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let value = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let cluster_id = value("cluster.id")
+        .ok_or_else(|| MetadataError::Corrupt(format!("{} has no cluster.id", path.display())))?;
+    if let Some(stored) = value("node.id") {
+        if stored != node_id.to_string() {
+            return Err(MetadataError::Corrupt(format!(
+                "{} says node.id={stored} but the config says {node_id}",
+                path.display()
+            )));
+        }
+    }
+    Ok(Some(cluster_id))
+}
+
 fn load_or_create_meta_properties(
-    log_dir: &Path,
+    dirs: &[PathBuf],
     node_id: i32,
     configured: Option<&str>,
 ) -> Result<String, MetadataError> {
-    let path = log_dir.join(META_PROPERTIES);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let value = |key: &str| {
-                text.lines()
-                    .filter_map(|l| l.split_once('='))
-                    .find(|(k, _)| k.trim() == key)
-                    .map(|(_, v)| v.trim().to_string())
-            };
-            let cluster_id = value("cluster.id").ok_or_else(|| {
-                MetadataError::Corrupt("meta.properties has no cluster.id".into())
-            })?;
-            if let Some(configured) = configured {
-                if configured != cluster_id {
-                    return Err(MetadataError::ClusterIdMismatch {
-                        path,
-                        stored: cluster_id,
-                        configured: configured.to_string(),
-                    });
-                }
-            }
-            if let Some(stored) = value("node.id") {
-                if stored != node_id.to_string() {
-                    return Err(MetadataError::Corrupt(format!(
-                        "meta.properties says node.id={stored} but the config says {node_id}"
-                    )));
-                }
-            }
-            Ok(cluster_id)
+    let mut found: Option<(PathBuf, String)> = None;
+    let mut unformatted = Vec::new();
+    for dir in dirs {
+        let Some(stored) = read_meta_properties(dir, node_id)? else {
+            unformatted.push(dir);
+            continue;
+        };
+        let path = dir.join(META_PROPERTIES);
+        if let Some(configured) = configured.filter(|c| *c != stored) {
+            return Err(MetadataError::ClusterIdMismatch {
+                path,
+                stored,
+                configured: configured.to_string(),
+            });
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = configured.map_or_else(new_cluster_id, str::to_string);
-            let text = format!(
-                "#\n#Written by strom\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
-                base64url(Uuid::new_v4().as_bytes())
-            );
-            write_atomically(&path, text.as_bytes())?;
-            Ok(cluster_id)
+        match &found {
+            Some((other_path, other)) if *other != stored => {
+                return Err(MetadataError::DirsOfTwoClusters {
+                    path,
+                    stored,
+                    other_path: other_path.clone(),
+                    other: other.clone(),
+                })
+            }
+            Some(_) => {}
+            None => found = Some((path, stored)),
         }
-        Err(e) => Err(e.into()),
     }
+    let cluster_id = match (found, configured) {
+        (Some((_, id)), _) => id,
+        (None, Some(configured)) => configured.to_string(),
+        (None, None) => new_cluster_id(),
+    };
+    for dir in unformatted {
+        let text = format!(
+            "#\n#Written by strom\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
+            base64url(Uuid::new_v4().as_bytes())
+        );
+        write_atomically(&dir.join(META_PROPERTIES), text.as_bytes())?;
+    }
+    Ok(cluster_id)
 }
 
 /// Kafka cluster ids are a random UUID in URL-safe base64 without padding (22 characters).
@@ -408,7 +454,11 @@ mod tests {
     #[test]
     fn a_configured_cluster_id_is_written_and_a_different_one_refused() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let store = MetadataStore::open(dir.path(), 1, Some("MkU3OEVBNTcwNTJENDM2Qk"))?;
+        let store = MetadataStore::open(
+            &[dir.path().to_path_buf()],
+            1,
+            Some("MkU3OEVBNTcwNTJENDM2Qk"),
+        )?;
         assert_eq!(store.cluster_id, "MkU3OEVBNTcwNTJENDM2Qk");
         let text = std::fs::read_to_string(dir.path().join(META_PROPERTIES))?;
         assert!(
@@ -417,10 +467,14 @@ mod tests {
         );
         drop(store);
         assert_eq!(
-            MetadataStore::open(dir.path(), 1, None)?.cluster_id,
+            MetadataStore::open(&[dir.path().to_path_buf()], 1, None)?.cluster_id,
             "MkU3OEVBNTcwNTJENDM2Qk"
         );
-        match MetadataStore::open(dir.path(), 1, Some("abcdefghijklmnopqrstuv")) {
+        match MetadataStore::open(
+            &[dir.path().to_path_buf()],
+            1,
+            Some("abcdefghijklmnopqrstuv"),
+        ) {
             Err(e @ MetadataError::ClusterIdMismatch { .. }) => {
                 assert!(e.to_string().contains("MkU3OEVBNTcwNTJENDM2Qk"), "{e}")
             }
@@ -429,20 +483,68 @@ mod tests {
         Ok(())
     }
 
+    /// Every log directory is stamped with the same cluster and node, each with its own
+    /// directory id; a directory added later joins the cluster the others belong to, and
+    /// directories of two clusters are refused.
+    #[test]
+    fn every_log_dir_gets_meta_properties() -> TestResult {
+        let root = tempfile::tempdir()?;
+        let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|d| root.path().join(d)).collect();
+        let cluster_id = MetadataStore::open(&dirs, 1, None)?.cluster_id;
+        let read = |dir: &Path| std::fs::read_to_string(dir.join(META_PROPERTIES));
+        let directory_id = |text: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("directory.id="))
+                .map(str::to_string)
+        };
+        let (a, b) = (read(&dirs[0])?, read(&dirs[1])?);
+        for text in [&a, &b] {
+            assert!(
+                text.contains(&format!("cluster.id={cluster_id}\n")),
+                "{text}"
+            );
+            assert!(text.contains("node.id=1\n"), "{text}");
+        }
+        assert_ne!(directory_id(&a), directory_id(&b));
+        // A third directory added later is stamped with the same cluster id.
+        let mut three = dirs.clone();
+        three.push(root.path().join("c"));
+        assert_eq!(MetadataStore::open(&three, 1, None)?.cluster_id, cluster_id);
+        assert!(read(&three[2])?.contains(&format!("cluster.id={cluster_id}\n")));
+        // One directory formatted for another cluster: refused, naming both files.
+        let other = tempfile::tempdir()?;
+        MetadataStore::open(
+            &[other.path().to_path_buf()],
+            1,
+            Some("abcdefghijklmnopqrstuv"),
+        )?;
+        let mixed = vec![dirs[0].clone(), other.path().to_path_buf()];
+        match MetadataStore::open(&mixed, 1, None) {
+            Err(e @ MetadataError::DirsOfTwoClusters { .. }) => {
+                assert!(e.to_string().contains("abcdefghijklmnopqrstuv"), "{e}");
+                assert!(e.to_string().contains(&cluster_id), "{e}");
+            }
+            other => panic!("expected directories of two clusters, got {other:?}"),
+        }
+        // A node id of another broker in any directory is refused.
+        assert!(MetadataStore::open(&three, 2, None).is_err());
+        Ok(())
+    }
+
     #[test]
     fn persists_topics_and_cluster_id() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let store = MetadataStore::open(dir.path(), 1, None)?;
+        let store = MetadataStore::open(&[dir.path().to_path_buf()], 1, None)?;
         assert_eq!(store.cluster_id.len(), 22);
         let topic = store.create_topic("t", 3, BTreeMap::new())?;
         assert!(matches!(
             store.create_topic("t", 1, BTreeMap::new()),
             Err(MetadataError::TopicExists(_))
         ));
-        let reopened = MetadataStore::open(dir.path(), 1, None)?;
+        let reopened = MetadataStore::open(&[dir.path().to_path_buf()], 1, None)?;
         assert_eq!(reopened.cluster_id, store.cluster_id);
         assert_eq!(reopened.image().topic("t").ok_or("no topic")?.id, topic.id);
-        assert!(MetadataStore::open(dir.path(), 2, None).is_err());
+        assert!(MetadataStore::open(&[dir.path().to_path_buf()], 2, None).is_err());
         reopened.delete_topic("t")?;
         assert!(reopened.image().topic_by_id(&topic.id).is_none());
         Ok(())
