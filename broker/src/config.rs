@@ -770,6 +770,15 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
+    /// Whether a partition should be cleaned now: it compacts, and enough of its closed bytes
+    /// were written since the last pass (`min.cleanable.dirty.ratio`).
+    pub fn cleaning_due(&self, dirty_bytes: u64, total_bytes: u64) -> bool {
+        self.compact
+            && total_bytes > 0
+            && dirty_bytes > 0
+            && dirty_bytes as f64 / total_bytes as f64 >= self.min_cleanable_dirty_ratio
+    }
+
     /// Whether a produced batch must be decoded before it is stored: compacted topics check
     /// keys, and a topic codec or LogAppendTime rewrites the batch.
     pub fn rewrites_batches(&self) -> bool {

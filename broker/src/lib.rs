@@ -4,9 +4,12 @@
 //! `broker` holds the shared state handlers work on; `config` and `clock` are leaves.
 
 pub mod api;
+#[cfg(test)]
+mod architecture_tests;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod files;
 pub mod group;
 pub mod log;
 pub mod metadata;

@@ -6,8 +6,8 @@ use crate::group::GroupError;
 use crate::log::batch::{self, BatchError};
 use crate::log::message_set::ConvertError;
 use crate::log::partition::{AppendError, ReadError};
+use crate::log::producer_state::SequenceError;
 use crate::metadata::MetadataError;
-use crate::txn::producer_state::SequenceError;
 
 pub fn append_error(e: &AppendError) -> ResponseError {
     match e {

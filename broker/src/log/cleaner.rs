@@ -31,16 +31,6 @@ use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, R
 use super::batch::BatchHeader;
 use super::partition::PartitionLog;
 use super::segment::{file_stem, read_at, SegmentSlice};
-use crate::config::LogConfig;
-
-/// A closed segment handed to the cleaner.
-#[derive(Debug, Clone)]
-pub struct CleanableSegment {
-    pub base_offset: i64,
-    pub size: u64,
-    pub max_timestamp: i64,
-    pub slice: SegmentSlice,
-}
 
 /// What a pass did, for the log line and the tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -276,18 +266,10 @@ fn write_cleaned(dir: &Path, base_offset: i64, bytes: &[u8]) -> io::Result<Optio
     Ok(Some(path))
 }
 
-/// Whether a partition should be cleaned now: it compacts, and enough of its closed bytes were
-/// written since the last pass.
-pub fn is_due(config: &LogConfig, dirty_bytes: u64, total_bytes: u64) -> bool {
-    config.compact
-        && total_bytes > 0
-        && dirty_bytes > 0
-        && dirty_bytes as f64 / total_bytes as f64 >= config.min_cleanable_dirty_ratio
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LogConfig;
     use crate::log::partition::TopicPartition;
     use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType};
     use rand::Rng;

@@ -15,13 +15,16 @@ pub mod dir_lock;
 pub mod flusher;
 pub mod message_set;
 pub mod partition;
+pub mod producer_state;
 pub mod records;
 #[cfg(test)]
 mod recovery_tests;
 pub mod segment;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
+
+use crate::files::write_atomically;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -99,19 +102,6 @@ fn read_checkpoint(path: &Path) -> HashMap<TopicPartition, i64> {
         }
     }
     offsets
-}
-
-/// Writes `contents` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Longest file name most file systems take (ext4, xfs, btrfs, tmpfs).

@@ -18,9 +18,9 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::batch::{self, BatchError, BatchHeader};
+use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
 use super::segment::{Segment, SegmentSlice, WriteError};
 use crate::config::LogConfig;
-use crate::txn::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
@@ -763,23 +763,23 @@ impl PartitionLog {
     }
 
     /// The closed segments the cleaner may compact now, oldest first, when the partition is
-    /// due (see `cleaner::is_due`).
+    /// due (see `LogConfig::cleaning_due`).
     pub fn cleanable_segments(
         &self,
         now_ms: i64,
-    ) -> Option<(Arc<LogConfig>, Vec<super::cleaner::CleanableSegment>)> {
+    ) -> Option<(Arc<LogConfig>, Vec<super::segment::CleanableSegment>)> {
         let state = self.lock();
         if state.deleted || state.offline.is_some() || !state.config.compact {
             return None;
         }
         let config = state.config.clone();
         let count = state.segments.len();
-        let candidates: Vec<super::cleaner::CleanableSegment> = state
+        let candidates: Vec<super::segment::CleanableSegment> = state
             .segments
             .values()
             .take(count.saturating_sub(1))
             .take_while(|s| now_ms.saturating_sub(s.max_timestamp) >= config.min_compaction_lag_ms)
-            .map(|s| super::cleaner::CleanableSegment {
+            .map(|s| super::segment::CleanableSegment {
                 base_offset: s.base_offset,
                 size: s.size,
                 max_timestamp: s.max_timestamp,
@@ -792,7 +792,9 @@ impl PartitionLog {
             .filter(|s| s.base_offset >= state.cleaned_up_to)
             .map(|s| s.size)
             .sum();
-        super::cleaner::is_due(&config, dirty, total).then_some((config, candidates))
+        config
+            .cleaning_due(dirty, total)
+            .then_some((config, candidates))
     }
 
     /// Puts a cleaned segment in place of the one at `base_offset`, if that one is still there
@@ -931,7 +933,7 @@ impl PartitionLog {
     }
 
     /// The idempotent producers this partition remembers.
-    pub fn producers(&self) -> Vec<crate::txn::producer_state::ProducerSummary> {
+    pub fn producers(&self) -> Vec<super::producer_state::ProducerSummary> {
         self.lock().producers.summaries()
     }
 

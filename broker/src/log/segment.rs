@@ -20,7 +20,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::batch::{self, BatchHeader, HEADER_BYTES};
-use crate::txn::producer_state::ProducerStateManager;
+use super::producer_state::ProducerStateManager;
 
 pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
@@ -478,6 +478,15 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// A closed segment handed to the cleaner.
+#[derive(Debug, Clone)]
+pub struct CleanableSegment {
+    pub base_offset: i64,
+    pub size: u64,
+    pub max_timestamp: i64,
+    pub slice: SegmentSlice,
 }
 
 /// A consistent view of a segment's bytes that can be read without holding the log's lock.

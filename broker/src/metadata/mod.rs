@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::log::write_atomically;
+use crate::files::write_atomically;
 
 pub mod topic_configs;
 

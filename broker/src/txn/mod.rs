@@ -1,6 +1,6 @@
-//! Producer ids and per-partition producer state (idempotence). Transactions come later.
+//! Producer ids: the blocks InitProducerId hands out. The transaction coordinator comes here.
+//! (Per-partition producer state, which the log keeps, is `log::producer_state`.)
 //!
-//! Depends only on `log::batch` header views; never on `api`, `server` or wire types.
+//! Never depends on `api`, `server` or wire types.
 
 pub mod producer_ids;
-pub mod producer_state;
