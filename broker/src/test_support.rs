@@ -16,12 +16,32 @@ pub fn record_batch(
     producer: Option<(i64, i16, i32)>,
     compression: Compression,
 ) -> anyhow::Result<Bytes> {
+    batch_of(values, first_timestamp, producer, compression, false)
+}
+
+/// A transactional batch of `values` from `(producer id, epoch, base sequence)`, as a
+/// transactional producer sends it.
+pub fn transactional_batch(
+    values: &[&[u8]],
+    producer: (i64, i16, i32),
+    compression: Compression,
+) -> anyhow::Result<Bytes> {
+    batch_of(values, 1_700_000_000_000, Some(producer), compression, true)
+}
+
+fn batch_of(
+    values: &[&[u8]],
+    first_timestamp: i64,
+    producer: Option<(i64, i16, i32)>,
+    compression: Compression,
+    transactional: bool,
+) -> anyhow::Result<Bytes> {
     let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, value)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,

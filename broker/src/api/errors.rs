@@ -39,6 +39,9 @@ pub fn append_error(e: &AppendError) -> ResponseError {
         AppendError::Sequence(SequenceError::OutOfOrderSequence { .. }) => {
             ResponseError::OutOfOrderSequenceNumber
         }
+        AppendError::Sequence(SequenceError::TransactionOpen { .. }) => {
+            ResponseError::InvalidTxnState
+        }
         AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
         AppendError::Io(_) | AppendError::Offline(_) => ResponseError::KafkaStorageError,
     }

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use tokio::sync::watch;
 
 use super::{decode, encode, errors, legacy, Reply, RequestContext, ResponseBody};
@@ -29,6 +31,8 @@ struct Target {
     log: Option<Arc<PartitionLog>>,
     fetch_offset: i64,
     partition_max_bytes: usize,
+    /// isolation_level=read_committed: read up to the last stable offset only.
+    read_committed: bool,
 }
 
 pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
@@ -86,7 +90,7 @@ fn serve(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRequest, lega
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1)
                 .with_records(Some(Bytes::new()));
-            // As Kafka: an empty list for read_committed (no transactions yet), null otherwise.
+            // As Kafka: a list for read_committed (filled by the read), null otherwise.
             data = data.with_aborted_transactions(
                 (request.isolation_level == READ_COMMITTED).then(Vec::new),
             );
@@ -102,6 +106,7 @@ fn serve(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRequest, lega
                 log: log.filter(|_| !from_replica),
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: usize::try_from(partition.partition_max_bytes).unwrap_or(0),
+                read_committed: request.isolation_level == READ_COMMITTED,
             });
         }
         response.responses.push(
@@ -259,7 +264,7 @@ fn read_all(response: &mut FetchResponse, targets: &[Target], max_bytes: usize) 
         };
         let offsets = log.offsets();
         data.high_watermark = offsets.high_watermark;
-        data.last_stable_offset = offsets.high_watermark;
+        data.last_stable_offset = offsets.last_stable_offset;
         data.log_start_offset = offsets.log_start_offset;
         // KIP-74: once some data is in the response, later partitions get what is left;
         // the first non-empty partition may exceed the limits by one batch.
@@ -274,13 +279,31 @@ fn read_all(response: &mut FetchResponse, targets: &[Target], max_bytes: usize) 
             data.records = Some(Bytes::new());
             continue;
         }
-        match log.read(target.fetch_offset, budget) {
-            Ok(Some(records)) => {
+        data.aborted_transactions = target.read_committed.then(Vec::new);
+        let read = if target.read_committed {
+            log.read_committed(target.fetch_offset, budget)
+        } else {
+            log.read(target.fetch_offset, budget).map(|r| (r, Vec::new()))
+        };
+        match read {
+            Ok((Some(records), aborted)) => {
                 total += records.len();
                 data.error_code = 0;
                 data.records = Some(records);
+                if target.read_committed {
+                    data.aborted_transactions = Some(
+                        aborted
+                            .into_iter()
+                            .map(|t| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(t.producer_id))
+                                    .with_first_offset(t.first_offset)
+                            })
+                            .collect(),
+                    );
+                }
             }
-            Ok(None) => {
+            Ok((None, _)) => {
                 data.error_code = 0;
                 data.records = Some(Bytes::new());
             }

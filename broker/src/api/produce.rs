@@ -84,6 +84,10 @@ fn produce(
                         .is_ok_and(|h| h.has_producer_id() && h.base_sequence < 0)
                     {
                         Err(AppendError::InvalidSequence)
+                    } else if BatchHeader::parse(r).is_ok_and(|h| h.is_transactional()) {
+                        // No transaction coordinator yet: nothing can have added this
+                        // partition to a transaction (KIP-890's verification would fail).
+                        Err(AppendError::Transactional)
                     } else {
                         log.append(r, now_ms)
                     }

@@ -140,6 +140,11 @@ pub fn clean(
             if header.producer_id >= 0 {
                 last_batch_of_producer.insert(header.producer_id, header.base_offset);
             }
+            if header.is_transactional() {
+                // Transactional records may yet be aborted, and markers are not keyed
+                // records: neither shadows anything, and both are kept (pass 2).
+                return Ok(());
+            }
             for record in decode(&bytes, limit)?.records {
                 if let Some(key) = record.key {
                     latest.insert(key, record.offset);
@@ -160,6 +165,10 @@ pub fn clean(
         let mut removed = 0u64;
         for_each_batch(&segment.slice, |header, bytes| {
             throttle.account(bytes.len())?;
+            if header.is_transactional() {
+                out.extend_from_slice(&bytes);
+                return Ok(());
+            }
             let RecordSet {
                 records,
                 compression,

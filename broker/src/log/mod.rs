@@ -13,6 +13,7 @@ pub mod cleaner;
 mod crash_tests;
 pub mod dir_lock;
 pub mod flusher;
+pub mod marker;
 pub mod message_set;
 pub mod partition;
 pub mod producer_state;

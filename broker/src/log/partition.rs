@@ -18,7 +18,8 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use super::batch::{self, BatchError, BatchHeader};
-use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
+use super::marker::Marker;
+use super::producer_state::{AbortedTxn, ProducerStateManager, SequenceCheck, SequenceError};
 use super::segment::{Segment, SegmentSlice, WriteError};
 use crate::config::LogConfig;
 
@@ -179,6 +180,9 @@ pub struct PartitionLog {
 pub struct Offsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// The first offset of the oldest open transaction, else the high watermark: where
+    /// read_committed consumers stop.
+    pub last_stable_offset: i64,
 }
 
 impl PartitionLog {
@@ -396,6 +400,12 @@ impl PartitionLog {
         Offsets {
             log_start_offset: state.log_start_offset,
             high_watermark: state.log_end_offset,
+            last_stable_offset: state
+                .producers
+                .first_unstable_offset()
+                .map_or(state.log_end_offset, |first| {
+                    first.min(state.log_end_offset)
+                }),
         }
     }
 
@@ -431,7 +441,7 @@ impl PartitionLog {
             state = self.lock();
         }
         // Only a rewritten batch is validated again.
-        let (records, mut header) = match &rewritten {
+        let (records, header) = match &rewritten {
             Some(bytes) => (bytes.as_slice(), batch::validate(bytes)?),
             None => (records, sent),
         };
@@ -451,9 +461,6 @@ impl PartitionLog {
         if header.is_control() {
             return Err(AppendError::ControlBatch);
         }
-        if header.is_transactional() {
-            return Err(AppendError::Transactional);
-        }
         let mut info = AppendInfo {
             base_offset: state.log_end_offset,
             next_offset: state.log_end_offset,
@@ -467,6 +474,53 @@ impl PartitionLog {
             info.base_offset = first_offset;
             return Ok(info);
         }
+        self.write(state, header, records, info, now_ms, None)
+    }
+
+    /// Appends the marker that ends `producer_id`'s transaction here (written by the
+    /// transaction coordinator, never by a producer). A marker for an epoch older than the
+    /// producer's is refused.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: Marker,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let bytes = super::marker::encode(producer_id, epoch, marker, now_ms)
+            .ok_or(AppendError::Corrupt(BatchError::MalformedRecords))?;
+        let header = batch::validate(&bytes)?;
+        let state = self.lock();
+        if state.deleted {
+            return Err(AppendError::Deleted);
+        }
+        if let Some(reason) = &state.offline {
+            return Err(AppendError::Offline(reason.clone()));
+        }
+        state.producers.check_marker(producer_id, epoch)?;
+        let info = AppendInfo {
+            base_offset: state.log_end_offset,
+            next_offset: state.log_end_offset,
+            log_start_offset: state.log_start_offset,
+            flush_due: false,
+            fsync_acks_all: state.config.fsync_acks_all,
+            log_append_time_ms: -1,
+        };
+        self.write(state, header, &bytes, info, now_ms, Some(marker))
+    }
+
+    /// Writes a checked batch at the log end and records it (`marker`: what a control batch
+    /// says).
+    fn write(
+        &self,
+        mut state: MutexGuard<'_, LogState>,
+        mut header: BatchHeader,
+        records: &[u8],
+        mut info: AppendInfo,
+        now_ms: i64,
+        marker: Option<Marker>,
+    ) -> Result<AppendInfo, AppendError> {
+        let config = state.config.clone();
         header.base_offset = state.log_end_offset;
         self.maybe_roll(&mut state, &header, now_ms)?;
         let active = state
@@ -486,7 +540,10 @@ impl PartitionLog {
             }
         }
         state.log_end_offset = header.last_offset() + 1;
-        state.producers.record(&header);
+        match marker {
+            Some(marker) => state.producers.record_marker(&header, marker.commit),
+            None => state.producers.record(&header),
+        }
         state.messages_since_flush += i64::from(header.record_count);
         state.dirty_since_ms.get_or_insert(now_ms);
         debug_assert!(state.log_start_offset <= state.log_end_offset);
@@ -562,6 +619,39 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+
+    /// A read_committed fetch at `offset`: as `read`, but only the batches below the last
+    /// stable offset, with the aborted transactions that have records among them.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(Option<Bytes>, Vec<AbortedTxn>), ReadError> {
+        // Taken before the read: the bytes read may pass it, never fall short of it.
+        let last_stable_offset = self.offsets().last_stable_offset;
+        let Some(bytes) = self.read(offset, max_bytes)? else {
+            return Ok((None, Vec::new()));
+        };
+        let mut kept = 0;
+        let mut end_offset = offset;
+        for (header, start) in batch::headers(&bytes) {
+            if header.last_offset() >= last_stable_offset {
+                break;
+            }
+            kept = start + header.size;
+            end_offset = header.last_offset() + 1;
+        }
+        if kept == 0 {
+            return Ok((None, Vec::new()));
+        }
+        let aborted = self.lock().producers.aborted_between(offset, end_offset);
+        Ok((Some(bytes.slice(..kept)), aborted))
+    }
+
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub fn open_transaction(&self, producer_id: i64) -> Option<i64> {
+        self.lock().producers.open_transaction(producer_id)
     }
 
     /// ListOffsets by timestamp: the first offset whose record timestamp is at least
@@ -673,6 +763,8 @@ impl PartitionLog {
                 if let Some(first) = state.segments.keys().next().copied() {
                     state.log_start_offset = state.log_start_offset.max(first);
                 }
+                let start = state.log_start_offset;
+                state.producers.forget_below(start);
             }
             doomed
         };
@@ -735,6 +827,8 @@ impl PartitionLog {
                 });
             }
             state.log_start_offset = state.log_start_offset.max(target);
+            let start = state.log_start_offset;
+            state.producers.forget_below(start);
             let bases: Vec<i64> = state.segments.keys().copied().collect();
             let mut doomed = Vec::new();
             for pair in bases.windows(2) {
@@ -1232,6 +1326,90 @@ mod tests {
         drop(log);
         let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
         assert_eq!(log.offsets().high_watermark, 100);
+        Ok(())
+    }
+
+    /// A transaction in one partition: the last stable offset stops at its first record while
+    /// it is open, read_committed reads stop there, an abort is listed for the records it
+    /// covers, a commit releases them, and a reopened log rebuilds all of it from the log.
+    #[test]
+    fn transactions_bound_the_last_stable_offset() -> TestResult {
+        use crate::test_support::transactional_batch;
+        let dir = tempfile::tempdir()?;
+        let tp = TopicPartition::new("t", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
+        let plain = |v: &[u8]| encode_batch(&[v], Compression::None);
+        log.append(&plain(b"before")?, 1_000)?; // 0
+        log.append(
+            &transactional_batch(&[b"a1", b"a2"], (7, 0, 0), Compression::None)?,
+            1_000,
+        )?; // 1-2
+        log.append(&plain(b"between")?, 1_000)?; // 3
+        log.append(
+            &transactional_batch(&[b"c1"], (8, 0, 0), Compression::Lz4)?,
+            1_000,
+        )?; // 4
+        assert_eq!(log.offsets().last_stable_offset, 1);
+        assert_eq!(log.offsets().high_watermark, 5);
+        // A non-transactional write from a producer with a transaction open is refused.
+        let stray =
+            crate::test_support::record_batch(&[b"x"], 0, Some((7, 0, 2)), Compression::None)?;
+        assert!(matches!(
+            log.append(&stray, 1_000),
+            Err(AppendError::Sequence(SequenceError::TransactionOpen {
+                producer_id: 7,
+                first_offset: 1
+            }))
+        ));
+        let offsets_of = |bytes: Option<Bytes>| -> Vec<i64> {
+            bytes.map_or(Vec::new(), |b| {
+                batch::headers(&b).map(|(h, _)| h.base_offset).collect()
+            })
+        };
+        let (read, aborted) = log.read_committed(0, 1 << 20)?;
+        assert_eq!((offsets_of(read), aborted), (vec![0], vec![]));
+        // Producer 7 aborts (marker at 5): stable up to 4, where producer 8's is open.
+        let abort = Marker {
+            commit: false,
+            coordinator_epoch: 0,
+        };
+        assert_eq!(log.append_marker(7, 0, abort, 1_000)?.base_offset, 5);
+        assert_eq!(log.offsets().last_stable_offset, 4);
+        let (read, aborted) = log.read_committed(0, 1 << 20)?;
+        assert_eq!(offsets_of(read), vec![0, 1, 3]);
+        let aborted_7 = AbortedTxn {
+            producer_id: 7,
+            first_offset: 1,
+            last_offset: 5,
+        };
+        assert_eq!(aborted, vec![aborted_7]);
+        // Producer 8 commits (marker at 6): everything is stable.
+        let commit = Marker {
+            commit: true,
+            coordinator_epoch: 0,
+        };
+        log.append_marker(8, 0, commit, 1_000)?;
+        assert_eq!(log.offsets().last_stable_offset, 7);
+        // (A read stays within a segment of the small test segments.)
+        let (read, aborted) = log.read_committed(3, 1 << 20)?;
+        assert_eq!(offsets_of(read), vec![3, 4]);
+        assert_eq!(aborted, vec![aborted_7]);
+        let (read, aborted) = log.read_committed(5, 1 << 20)?;
+        assert_eq!(offsets_of(read), vec![5, 6]);
+        assert_eq!(aborted, vec![aborted_7]);
+        // A marker of an older epoch is refused; a fetch past the abort is told nothing.
+        log.append(
+            &transactional_batch(&[b"n"], (7, 1, 0), Compression::None)?,
+            1_000,
+        )?; // 7
+        assert!(log.append_marker(7, 0, commit, 1_000).is_err());
+        assert_eq!(log.read_committed(6, 1 << 20)?.1, vec![]);
+        // Reopened: producer 7's new transaction is still open at 7, the abort remembered.
+        drop(log);
+        let log = PartitionLog::open(dir.path(), tp, config(), 0, 0)?;
+        assert_eq!(log.offsets().last_stable_offset, 7);
+        assert_eq!(log.open_transaction(7), Some(7));
+        assert_eq!(log.read_committed(0, 1 << 20)?.1, vec![aborted_7]);
         Ok(())
     }
 

@@ -3,10 +3,15 @@
 //! retried batch is recognised and acknowledged with its original offset instead of being
 //! written twice, and a gap in sequence numbers is refused.
 //!
-//! The state is rebuilt from the batch headers in the log when a partition is opened, so it
-//! survives restarts and crashes without a separate snapshot file.
+//! Transactions (KIP-98) add, per producer, the first offset of its ongoing transaction; per
+//! partition, the ongoing transactions by first offset (the smallest is the first unstable
+//! offset, which bounds the last stable offset) and the aborted transactions that
+//! read_committed fetches are told about (Kafka's `.txnindex`).
+//!
+//! The state is rebuilt from the batch headers (and the markers) in the log when a partition is
+//! opened, so it survives restarts and crashes without a separate snapshot file.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use thiserror::Error;
 
@@ -30,6 +35,10 @@ pub enum SequenceError {
         expected: i32,
         received: i32,
     },
+    /// A non-transactional batch from a producer whose transaction is open here (Kafka:
+    /// "Expected transactional write from producer", INVALID_TXN_STATE).
+    #[error("producer {producer_id} has a transaction open at offset {first_offset}")]
+    TransactionOpen { producer_id: i64, first_offset: i64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +54,17 @@ struct BatchMetadata {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// The first offset of the producer's transaction open in this partition.
+    txn_first_offset: Option<i64>,
+}
+
+/// A transaction whose abort marker is in the log: read_committed consumers skip its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The offset of the abort marker.
+    pub last_offset: i64,
 }
 
 /// What the check of an incoming batch decided.
@@ -62,6 +82,10 @@ pub enum SequenceCheck {
 #[derive(Debug, Default, Clone)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id.
+    ongoing: BTreeMap<i64, i64>,
+    /// Aborted transactions in the order of their markers (so by `last_offset`).
+    aborted: Vec<AbortedTxn>,
 }
 
 /// One idempotent producer as DescribeProducers shows it.
@@ -93,6 +117,71 @@ impl ProducerStateManager {
         out
     }
 
+    /// The first offset of the oldest open transaction: nothing from here on is stable.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Whether `producer_id` has a transaction open here, and from which offset.
+    pub fn open_transaction(&self, producer_id: i64) -> Option<i64> {
+        self.producers.get(&producer_id)?.txn_first_offset
+    }
+
+    /// The aborted transactions with records in `[from, to)`, oldest first: what a
+    /// read_committed fetch of that range is told (Kafka's `collectAbortedTransactions`).
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        // Sorted by last offset: skip those ending before `from`.
+        let start = self.aborted.partition_point(|t| t.last_offset < from);
+        self.aborted[start..]
+            .iter()
+            .filter(|t| t.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below `log_start_offset` (their records are gone).
+    pub fn forget_below(&mut self, log_start_offset: i64) {
+        let keep = self
+            .aborted
+            .partition_point(|t| t.last_offset < log_start_offset);
+        self.aborted.drain(..keep);
+    }
+
+    /// Checks a marker the coordinator is about to write: a marker for an older epoch than the
+    /// producer's is refused (it comes from a fenced coordinator or a stale request).
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => Err(SequenceError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a marker now in the log at `offset`: the producer's open transaction here ends,
+    /// and an abort is remembered for read_committed fetches.
+    pub fn record_marker(&mut self, batch: &BatchHeader, commit: bool) {
+        let entry = self.producers.entry(batch.producer_id).or_default();
+        if batch.producer_epoch != entry.epoch {
+            entry.epoch = batch.producer_epoch;
+            entry.batches.clear();
+        }
+        let Some(first_offset) = entry.txn_first_offset.take() else {
+            // The partition was added to the transaction but nothing was written to it.
+            return;
+        };
+        self.ongoing.remove(&first_offset);
+        if !commit {
+            self.aborted.push(AbortedTxn {
+                producer_id: batch.producer_id,
+                first_offset,
+                last_offset: batch.base_offset,
+            });
+        }
+    }
+
     /// Checks a batch from the network before it is appended.
     pub fn check(&self, batch: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
         if !batch.has_producer_id() {
@@ -108,6 +197,12 @@ impl ProducerStateManager {
                 producer_id: batch.producer_id,
                 epoch: batch.producer_epoch,
                 current: entry.epoch,
+            });
+        }
+        if let (false, Some(first_offset)) = (batch.is_transactional(), entry.txn_first_offset) {
+            return Err(SequenceError::TransactionOpen {
+                producer_id: batch.producer_id,
+                first_offset,
             });
         }
         if batch.producer_epoch > entry.epoch {
@@ -153,6 +248,10 @@ impl ProducerStateManager {
         if batch.producer_epoch != entry.epoch {
             entry.epoch = batch.producer_epoch;
             entry.batches.clear();
+        }
+        if batch.is_transactional() && !batch.is_control() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(batch.base_offset);
+            self.ongoing.insert(batch.base_offset, batch.producer_id);
         }
         if batch.base_sequence < 0 {
             // Transactional markers and non-idempotent batches with a producer id carry no

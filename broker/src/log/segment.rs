@@ -295,7 +295,16 @@ impl Segment {
                 }
             }
             segment.index_batch(&header, position, index_interval_bytes);
-            producers.record(&header);
+            if header.is_control() {
+                // A transaction marker ends its producer's transaction; it is small, so read
+                // whole.
+                let whole = read_at(&segment.log, position, header.size)?;
+                if let Some(marker) = super::marker::parse(&whole) {
+                    producers.record_marker(&header, marker.commit);
+                }
+            } else {
+                producers.record(&header);
+            }
             position += header.size as u64;
             segment.size = position;
         }
