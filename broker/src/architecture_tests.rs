@@ -19,19 +19,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "log", "metadata", "group", "txn", "config", "metrics", "clock", "files",
         ],
     ),
-    ("group", &["log", "config", "clock"]),
+    ("group", &["log", "config", "clock", "codec"]),
     // The transaction coordinator stores its state in a topic, as `group/` does.
-    ("txn", &["log", "config", "clock", "files"]),
+    ("txn", &["log", "config", "clock", "files", "codec"]),
     ("log", &["config", "files", "clock"]),
     ("metadata", &["config", "files"]),
     ("config", &[]),
     ("files", &[]),
+    ("codec", &[]),
     ("clock", &[]),
     ("metrics", &[]),
 ];
 
 /// Rooms that speak domain types only: no request or response structs.
-const DOMAIN_ROOMS: &[&str] = &["log", "metadata", "group", "txn", "config", "files"];
+const DOMAIN_ROOMS: &[&str] = &[
+    "log", "metadata", "group", "txn", "config", "files", "codec",
+];
 
 /// Inside `log/`, only these files may name the cleaner: the cleaner drives partitions, never
 /// the other way round.

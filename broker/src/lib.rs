@@ -8,6 +8,7 @@ pub mod api;
 mod architecture_tests;
 pub mod broker;
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod files;
 pub mod group;

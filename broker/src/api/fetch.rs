@@ -283,7 +283,8 @@ fn read_all(response: &mut FetchResponse, targets: &[Target], max_bytes: usize) 
         let read = if target.read_committed {
             log.read_committed(target.fetch_offset, budget)
         } else {
-            log.read(target.fetch_offset, budget).map(|r| (r, Vec::new()))
+            log.read(target.fetch_offset, budget)
+                .map(|r| (r, Vec::new()))
         };
         match read {
             Ok((Some(records), aborted)) => {

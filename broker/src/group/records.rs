@@ -7,18 +7,10 @@
 //!
 //! Decoding never panics: the bytes come from disk.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use thiserror::Error;
+use bytes::{BufMut, Bytes, BytesMut};
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum RecordError {
-    #[error("truncated {0}")]
-    Truncated(&'static str),
-    #[error("unknown {what} version {version}")]
-    UnknownVersion { what: &'static str, version: i16 },
-    #[error("invalid string in {0}")]
-    InvalidString(&'static str),
-}
+pub use crate::codec::{partition_for, RecordError};
+use crate::codec::{put_nullable_string, put_string, Reader};
 
 /// A committed offset as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,62 +247,6 @@ fn decode_group_value(bytes: &[u8]) -> Result<GroupValue, RecordError> {
     })
 }
 
-fn put_string(out: &mut BytesMut, s: &str) {
-    let bytes = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
-    out.put_i16(bytes.len() as i16);
-    out.put_slice(bytes);
-}
-
-fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_string(out, s),
-        None => out.put_i16(-1),
-    }
-}
-
-/// A bounds-checked big-endian reader.
-struct Reader<'a>(&'a [u8], &'static str);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
-        if self.0.len() < n {
-            return Err(RecordError::Truncated(self.1));
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-    fn i16(&mut self) -> Result<i16, RecordError> {
-        Ok(self.take(2)?.get_i16())
-    }
-    fn i32(&mut self) -> Result<i32, RecordError> {
-        Ok(self.take(4)?.get_i32())
-    }
-    fn i64(&mut self) -> Result<i64, RecordError> {
-        Ok(self.take(8)?.get_i64())
-    }
-    fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let bytes = self.take(len as usize)?;
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| RecordError::InvalidString(self.1))
-    }
-    fn string(&mut self) -> Result<String, RecordError> {
-        Ok(self.nullable_string()?.unwrap_or_default())
-    }
-    fn bytes(&mut self) -> Result<&'a [u8], RecordError> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(&[]);
-        }
-        self.take(len as usize)
-    }
-}
-
 /// The topics a member of a `consumer` group subscribes to, read from its protocol metadata
 /// (Kafka's `ConsumerProtocolSubscription`: every version starts with a version and an array of
 /// topic names). `None` when the bytes are not a subscription.
@@ -322,17 +258,6 @@ pub fn consumer_subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
         return None;
     }
     (0..count).map(|_| r.string().ok()).collect()
-}
-
-/// Kafka's choice of offsets-topic partition for a group: the absolute value of Java's
-/// `String.hashCode` of the group id, modulo the partition count.
-pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let mut hash: i32 = 0;
-    for unit in group_id.encode_utf16() {
-        hash = hash.wrapping_mul(31).wrapping_add(unit as i32);
-    }
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partitions.max(1)
 }
 
 #[cfg(test)]
