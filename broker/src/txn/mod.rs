@@ -4,3 +4,4 @@
 //! Never depends on `api`, `server` or wire types.
 
 pub mod producer_ids;
+pub mod state;
