@@ -4,4 +4,5 @@
 //! Never depends on `api`, `server` or wire types.
 
 pub mod producer_ids;
+pub mod records;
 pub mod state;
