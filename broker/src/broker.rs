@@ -8,13 +8,16 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use thiserror::Error;
 
 use crate::clock::Clock;
+use crate::config::TRANSACTION_STATE_TOPIC;
 use crate::config::{BrokerConfig, Endpoint, LogConfig};
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::log::{LogManager, Opening, PartitionLog, TopicPartition};
 use crate::metadata::topic_configs::topic_config_def;
 use crate::metadata::{MetadataError, MetadataStore, TopicRecord, MAX_PARTITIONS_PER_TOPIC};
 use crate::metrics::Metrics;
+use crate::txn::coordinator::TxnCoordinator;
 use crate::txn::producer_ids::ProducerIdAllocator;
+use crate::txn::state::{TxnError, TxnLimits};
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -35,6 +38,10 @@ pub struct Broker {
     /// Exists once the offsets topic does: created by the first FindCoordinator, as in Kafka.
     groups: OnceLock<Arc<GroupCoordinator>>,
     creating_groups: Mutex<()>,
+    /// Exists once `__transaction_state` does: created by the first FindCoordinator for a
+    /// transactional id, as in Kafka.
+    txns: OnceLock<Arc<TxnCoordinator>>,
+    creating_txns: Mutex<()>,
     /// Held across a topic's create, delete or create-partitions (`lock_topic_lifecycle`).
     topic_lifecycle: Mutex<()>,
     /// Turns true when the broker starts to stop (`begin_stop`).
@@ -319,6 +326,8 @@ impl Broker {
             producer_ids,
             groups: OnceLock::new(),
             creating_groups: Mutex::new(()),
+            txns: OnceLock::new(),
+            creating_txns: Mutex::new(()),
             topic_lifecycle: Mutex::new(()),
             stop: tokio::sync::watch::Sender::new(false),
             apply_slots: tokio::sync::Semaphore::new(
@@ -392,6 +401,94 @@ impl Broker {
         coordinator.load();
         let _ = self.groups.set(coordinator.clone());
         Ok(coordinator)
+    }
+
+    /// The transaction coordinator, if `__transaction_state` exists. It may still be loading.
+    pub fn txn_coordinator(&self) -> Option<&Arc<TxnCoordinator>> {
+        self.txns.get()
+    }
+
+    /// The transaction coordinator, creating `__transaction_state` first if `create` and it is
+    /// missing; `None` when it is missing and not to be created. Blocking: the log is replayed
+    /// here; the markers of transactions found half-ended are written in tasks of their own.
+    pub fn ensure_txn_coordinator(
+        self: &Arc<Self>,
+        create: bool,
+    ) -> Result<Option<Arc<TxnCoordinator>>, StartError> {
+        if let Some(txns) = self.txns.get() {
+            return Ok(Some(txns.clone()));
+        }
+        let _creating = self.creating_txns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(txns) = self.txns.get() {
+            return Ok(Some(txns.clone()));
+        }
+        let partitions = match self.metadata.image().topic(TRANSACTION_STATE_TOPIC) {
+            Some(topic) => topic.partitions,
+            None if !create => return Ok(None),
+            None => {
+                // Kafka's `transactionTopicConfigs`.
+                let configs = BTreeMap::from([
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("compression.type".to_string(), "uncompressed".to_string()),
+                    (
+                        "segment.bytes".to_string(),
+                        self.config.txn.state_log_segment_bytes.to_string(),
+                    ),
+                ]);
+                self.create_topic(
+                    TRANSACTION_STATE_TOPIC,
+                    self.config.txn.state_log_num_partitions,
+                    configs,
+                )?
+                .partitions
+            }
+        };
+        let logs = (0..partitions)
+            .map(|p| {
+                self.partition(TRANSACTION_STATE_TOPIC, p).ok_or_else(|| {
+                    StartError::Io(std::io::Error::other(format!(
+                        "partition {p} of {TRANSACTION_STATE_TOPIC} is missing"
+                    )))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let weak = Arc::downgrade(self);
+        let lookup: crate::txn::coordinator::PartitionLookup = {
+            let weak = weak.clone();
+            Arc::new(move |topic: &str, partition: i32| {
+                weak.upgrade().and_then(|b| b.partition(topic, partition))
+            })
+        };
+        let allocate: crate::txn::coordinator::IdAllocator = Arc::new(move || {
+            let broker = weak.upgrade().ok_or(TxnError::NotAvailable)?;
+            broker.next_producer_id().map_err(|e| {
+                tracing::error!(error = %e, "cannot reserve producer ids");
+                TxnError::NotAvailable
+            })
+        });
+        let coordinator = Arc::new(TxnCoordinator::new(
+            TxnLimits {
+                max_timeout_ms: self.config.txn.max_timeout_ms,
+                id_expiration_ms: self.config.txn.id_expiration_ms,
+            },
+            logs,
+            self.logs.flusher().clone(),
+            self.clock.clone(),
+            lookup,
+            allocate,
+        ));
+        // Set first: while it loads, its shards answer COORDINATOR_LOAD_IN_PROGRESS.
+        let _ = self.txns.set(coordinator.clone());
+        let unfinished = coordinator.load();
+        for job in unfinished {
+            tracing::info!(
+                transactional_id = job.transactional_id,
+                commit = job.commit,
+                "completing a transaction prepared before the restart"
+            );
+            coordinator.spawn_markers(job);
+        }
+        Ok(Some(coordinator))
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {

@@ -29,6 +29,17 @@ pub enum ConfigError {
     },
 }
 
+/// The internal topic of the group coordinator.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// The internal topic of the transaction coordinator.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// Whether `name` is one of the coordinators' internal topics, which clients may read but not
+/// write, delete, grow or trim (Kafka's `Topic.isInternal`).
+pub fn is_internal_topic(name: &str) -> bool {
+    name == OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC
+}
+
 /// A listener such as `PLAINTEXT://:9092`. An empty host means every interface of both
 /// address families. Names are upper-cased, as Kafka normalises them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -462,6 +473,18 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("offset.metadata.max.bytes", "4096"),
     ("offsets.topic.num.partitions", "50"),
     ("offsets.topic.segment.bytes", "104857600"),
+    ("transaction.state.log.num.partitions", "50"),
+    ("transaction.state.log.segment.bytes", "104857600"),
+    ("transaction.max.timeout.ms", "900000"),
+    ("transactional.id.expiration.ms", "604800000"),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+    ),
+    (
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "3600000",
+    ),
     ("log.cleanup.policy", "delete"),
     ("log.cleaner.enable", "true"),
     ("log.cleaner.backoff.ms", "15000"),
@@ -696,6 +719,7 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
+    pub txn: TxnConfig,
     /// `strom.http.listener`: where `/metrics` and `/health` are served; `None` when set empty.
     pub http_listener: Option<Listener>,
     /// `cluster.id` (`CLUSTER_ID` in the images): written to a fresh data directory's
@@ -708,6 +732,19 @@ pub struct BrokerConfig {
     pub properties: BTreeMap<String, String>,
     /// Properties Strom does not know, reported once at start.
     pub unknown: Vec<String>,
+}
+
+/// Transaction coordinator settings (`transaction.*`, `transactional.id.expiration.ms`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnConfig {
+    pub state_log_num_partitions: i32,
+    pub state_log_segment_bytes: i32,
+    pub max_timeout_ms: i32,
+    pub id_expiration_ms: i64,
+    /// How often open transactions are checked against their timeout.
+    pub abort_timed_out_interval_ms: i64,
+    /// How often idle transactional ids are checked against `transactional.id.expiration.ms`.
+    pub remove_expired_interval_ms: i64,
 }
 
 /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
@@ -1150,6 +1187,44 @@ impl BrokerConfig {
                 parse(props, "offsets.topic.segment.bytes")?,
                 14,
             )?,
+            txn: TxnConfig {
+                state_log_num_partitions: at_least(
+                    "transaction.state.log.num.partitions",
+                    parse(props, "transaction.state.log.num.partitions")?,
+                    1,
+                )?,
+                state_log_segment_bytes: at_least(
+                    "transaction.state.log.segment.bytes",
+                    parse(props, "transaction.state.log.segment.bytes")?,
+                    14,
+                )?,
+                max_timeout_ms: at_least(
+                    "transaction.max.timeout.ms",
+                    parse(props, "transaction.max.timeout.ms")?,
+                    1,
+                )?,
+                id_expiration_ms: at_least(
+                    "transactional.id.expiration.ms",
+                    parse(props, "transactional.id.expiration.ms")?,
+                    1,
+                )?,
+                abort_timed_out_interval_ms: at_least(
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                    parse(
+                        props,
+                        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                    )?,
+                    1,
+                )?,
+                remove_expired_interval_ms: at_least(
+                    "transaction.remove.expired.transaction.cleanup.interval.ms",
+                    parse(
+                        props,
+                        "transaction.remove.expired.transaction.cleanup.interval.ms",
+                    )?,
+                    1,
+                )?,
+            },
             http_listener: http_listener(props.get("strom.http.listener"))?,
             cluster_id: match props.get("cluster.id") {
                 None => None,

@@ -59,6 +59,16 @@ pub async fn run(
         // Shards answer COORDINATOR_LOAD_IN_PROGRESS until their part is replayed.
         tokio::task::spawn_blocking(move || groups.load());
     }
+    {
+        // The transaction coordinator, if `__transaction_state` exists: replayed, and the
+        // transactions it finds half-ended completed.
+        let b = broker.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = b.ensure_txn_coordinator(false) {
+                tracing::error!(error = %e, "cannot load the transaction coordinator");
+            }
+        });
+    }
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
     for listener in &config.listeners.listeners {
@@ -157,6 +167,16 @@ pub async fn run(
             groups.tick();
         }
     });
+    let txn_timers = spawn_every(
+        Duration::from_millis(config.txn.abort_timed_out_interval_ms.max(1) as u64),
+        stopped.clone(),
+        broker.clone(),
+        |b| {
+            if let Some(txns) = b.txn_coordinator() {
+                txns.expire();
+            }
+        },
+    );
     shutdown.await;
     // The stop sequence (docs/ARCHITECTURE.md): stop accepting; let every connection finish
     // the requests it read and write the answers owed, within `SHUTDOWN_DRAIN` (long polls
@@ -175,6 +195,7 @@ pub async fn run(
         let _ = cleaner.await;
     }
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     let _ = time_flushes.await;
     tokio::task::spawn_blocking(move || broker.logs.shutdown()).await??;
     tracing::info!(

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{blocking, decode, encode, errors, Reply, RequestContext, RequestError};
 use crate::broker::{log_config_for, Broker};
-use crate::group::OFFSETS_TOPIC;
+use crate::config::is_internal_topic;
 use crate::metadata::topic_configs::describe_topic_configs;
 use crate::metadata::MetadataError;
 
@@ -226,8 +226,8 @@ fn delete_one(broker: &Broker, name: Option<String>, id: Uuid) -> DeletableTopic
     if !broker.config.delete_topic_enable {
         return result.with_error_code(ResponseError::TopicDeletionDisabled.code());
     }
-    if record.as_ref().is_some_and(|r| r.name == OFFSETS_TOPIC) {
-        // The group coordinator lives on it.
+    if record.as_ref().is_some_and(|r| is_internal_topic(&r.name)) {
+        // A coordinator lives on it.
         return result.with_error_code(ResponseError::InvalidTopicException.code());
     }
     let Some(record) = record else {
@@ -305,10 +305,10 @@ fn grow_one(
             format!("unknown topic {name}"),
         ));
     };
-    if name == OFFSETS_TOPIC {
+    if is_internal_topic(name) {
         return Err((
             ResponseError::InvalidRequest,
-            "the offsets topic's partition count is fixed".into(),
+            "an internal topic's partition count is fixed".into(),
         ));
     }
     if topic.count <= current.partitions {

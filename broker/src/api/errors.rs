@@ -8,6 +8,7 @@ use crate::log::message_set::ConvertError;
 use crate::log::partition::{AppendError, ReadError};
 use crate::log::producer_state::SequenceError;
 use crate::metadata::MetadataError;
+use crate::txn::state::TxnError;
 
 pub fn append_error(e: &AppendError) -> ResponseError {
     match e {
@@ -28,7 +29,6 @@ pub fn append_error(e: &AppendError) -> ResponseError {
         AppendError::NotOneBatch => ResponseError::InvalidRecord,
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::ControlBatch => ResponseError::InvalidRecord,
-        AppendError::Transactional => ResponseError::InvalidTxnState,
         AppendError::NoKey { .. } => ResponseError::InvalidRecord,
         AppendError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         // Kafka's RecordTooLargeException, code 10 (MESSAGE_TOO_LARGE on the wire).
@@ -54,6 +54,19 @@ pub fn convert_error(e: &ConvertError) -> ResponseError {
         ConvertError::Malformed(_) | ConvertError::CrcMismatch => ResponseError::CorruptMessage,
         ConvertError::UnsupportedCodec(_) => ResponseError::UnsupportedCompressionType,
         ConvertError::TooLarge { .. } => ResponseError::MessageTooLarge,
+    }
+}
+
+pub fn txn_error(e: TxnError) -> ResponseError {
+    match e {
+        TxnError::UnknownProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        TxnError::ProducerFenced => ResponseError::ProducerFenced,
+        TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
+        TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+        TxnError::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        TxnError::NotAvailable => ResponseError::CoordinatorNotAvailable,
     }
 }
 

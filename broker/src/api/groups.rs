@@ -94,9 +94,17 @@ pub fn find_coordinator(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes)
                     None => Some(ResponseError::CoordinatorNotAvailable),
                 }
             }
-            // No transaction coordinator yet; clients retry, and InitProducerId with a
-            // transactional id is refused anyway.
-            KEY_TYPE_TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
+            KEY_TYPE_TRANSACTION => {
+                let b = broker.clone();
+                match blocking(move || b.ensure_txn_coordinator(true)).await {
+                    Some(Ok(Some(_))) => None,
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "cannot create the transaction state topic");
+                        Some(ResponseError::CoordinatorNotAvailable)
+                    }
+                    _ => Some(ResponseError::CoordinatorNotAvailable),
+                }
+            }
             _ => Some(ResponseError::InvalidRequest),
         };
         let advertised = broker.advertised_endpoint(&listener);

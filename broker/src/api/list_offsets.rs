@@ -58,6 +58,7 @@ fn answer(broker: &Broker, request: &ListOffsetsRequest, version: i16) -> ListOf
     let leader_epoch = if version >= 4 { 0 } else { -1 };
     // A partition asked for twice gets INVALID_REQUEST in each answer, as in Kafka
     // (`ListOffsetsRequest.duplicatePartitions`).
+    let read_committed = request.isolation_level == 1;
     let mut seen = std::collections::HashMap::new();
     for topic in &request.topics {
         for p in &topic.partitions {
@@ -91,6 +92,8 @@ fn answer(broker: &Broker, request: &ListOffsetsRequest, version: i16) -> ListOf
                     };
                     let offsets = log.offsets();
                     let found = match p.timestamp {
+                        // read_committed consumers start at the last stable offset.
+                        LATEST if read_committed => Ok(Some((offsets.last_stable_offset, -1))),
                         LATEST => Ok(Some((offsets.high_watermark, -1))),
                         EARLIEST | EARLIEST_LOCAL => Ok(Some((offsets.log_start_offset, -1))),
                         MAX_TIMESTAMP => log.max_timestamp_offset(),

@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{blocking, decode, encode, Reply, RequestContext, RequestError};
 use crate::broker::Broker;
-use crate::group::OFFSETS_TOPIC;
+use crate::config::is_internal_topic;
 use crate::log::partition::DeleteRecordsError;
 
 pub fn delete_records(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
@@ -41,7 +41,7 @@ pub fn delete_records(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -
                         .partitions
                         .iter()
                         .map(|p| {
-                            let outcome = if topic.name.as_str() == OFFSETS_TOPIC {
+                            let outcome = if is_internal_topic(&topic.name) {
                                 Err(ResponseError::InvalidTopicException)
                             } else {
                                 match broker.partition(&topic.name, p.partition_index) {

@@ -122,7 +122,7 @@ fn respond(
         MetadataResponseTopic::default()
             .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
             .with_topic_id(topic.id)
-            .with_is_internal(topic.name == crate::group::OFFSETS_TOPIC)
+            .with_is_internal(crate::config::is_internal_topic(&topic.name))
             .with_topic_authorized_operations(topic_operations)
             .with_partitions(
                 (0..topic.partitions)
@@ -266,7 +266,7 @@ pub fn describe_topic_partitions(broker: &Arc<Broker>, ctx: &RequestContext, bod
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(topic_name.clone()))
                 .with_topic_id(record.id)
-                .with_is_internal(name == crate::group::OFFSETS_TOPIC)
+                .with_is_internal(crate::config::is_internal_topic(&name))
                 .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS)
                 .with_partitions(partitions),
         );

@@ -30,6 +30,7 @@ pub mod log_admin;
 pub mod metadata;
 pub mod produce;
 pub mod producer_id;
+pub mod txn;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -200,6 +201,38 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
         min_version: 0,
         max_version: 5,
         handler: producer_id::handle,
+    },
+    // The client forms of the transaction APIs: AddPartitionsToTxn v4+ is broker-to-broker,
+    // EndTxn v5 needs transaction version 2 (not advertised as a feature).
+    ApiSpec {
+        key: ApiKey::AddPartitionsToTxn,
+        min_version: 0,
+        max_version: 3,
+        handler: txn::add_partitions_to_txn,
+    },
+    ApiSpec {
+        key: ApiKey::AddOffsetsToTxn,
+        min_version: 0,
+        max_version: 4,
+        handler: txn::add_offsets_to_txn,
+    },
+    ApiSpec {
+        key: ApiKey::EndTxn,
+        min_version: 0,
+        max_version: 4,
+        handler: txn::end_txn,
+    },
+    ApiSpec {
+        key: ApiKey::DescribeTransactions,
+        min_version: 0,
+        max_version: 0,
+        handler: txn::describe_transactions,
+    },
+    ApiSpec {
+        key: ApiKey::ListTransactions,
+        min_version: 0,
+        max_version: 1,
+        handler: txn::list_transactions,
     },
     ApiSpec {
         key: ApiKey::FindCoordinator,

@@ -13,10 +13,12 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{decode, encode, errors, legacy, Reply, RequestContext, ResponseBody};
 use crate::broker::Broker;
-use crate::group::OFFSETS_TOPIC;
+use crate::config::is_internal_topic;
 use crate::log::batch::BatchHeader;
 use crate::log::partition::AppendError;
+use crate::log::PartitionLog;
 use crate::log::{message_set, records};
+use crate::txn::state::TxnError;
 
 /// The first Produce version the `kafka-protocol` crate decodes (message format v2).
 const FIRST_DECODED_VERSION: i16 = 3;
@@ -44,6 +46,7 @@ fn produce(
 ) -> Reply {
     let acks = request.acks;
     let version = ctx.version;
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
     let now_ms = broker.clock.now_ms();
     let image = broker.metadata.image();
     let mut waits = Vec::new();
@@ -68,10 +71,14 @@ fn produce(
                 Err(ResponseError::InvalidRequiredAcks)
             } else if let Some(error) = refusal {
                 Err(error)
-            } else if name == OFFSETS_TOPIC {
-                // Only the group coordinator writes there (Kafka: "Cannot append to internal
+            } else if is_internal_topic(&name) {
+                // Only the coordinators write there (Kafka: "Cannot append to internal
                 // topic").
                 Err(ResponseError::InvalidTopicException)
+            } else if let Some(error) = log.as_ref().and_then(|log| {
+                unverified_transactional(broker, transactional_id.as_deref(), log, &data.records)
+            }) {
+                Err(error)
             } else if let Some(log) = log {
                 match data.records.as_deref().map(|r| {
                     // Kafka (`ProduceRequest.validateRecords`): "must have at least one record
@@ -84,10 +91,6 @@ fn produce(
                         .is_ok_and(|h| h.has_producer_id() && h.base_sequence < 0)
                     {
                         Err(AppendError::InvalidSequence)
-                    } else if BatchHeader::parse(r).is_ok_and(|h| h.is_transactional()) {
-                        // No transaction coordinator yet: nothing can have added this
-                        // partition to a transaction (KIP-890's verification would fail).
-                        Err(AppendError::Transactional)
                     } else {
                         log.append(r, now_ms)
                     }
@@ -195,6 +198,51 @@ fn produce(
         }
         write(&response, version)
     }))
+}
+
+/// A transactional batch must belong to its producer's ongoing transaction, which must include
+/// this partition (KIP-890's verification, asked of the coordinator in process): the error to
+/// answer when it does not. Once the producer's transaction is open in the partition, later
+/// batches are checked by the producer state alone.
+fn unverified_transactional(
+    broker: &Broker,
+    transactional_id: Option<&str>,
+    log: &PartitionLog,
+    records: &Option<Bytes>,
+) -> Option<ResponseError> {
+    let header = BatchHeader::parse(records.as_deref()?).ok()?;
+    if !header.is_transactional() {
+        return None;
+    }
+    let Some(transactional_id) = transactional_id else {
+        // Kafka: transactional records need a transactional id (and the right to use it).
+        return Some(ResponseError::TransactionalIdAuthorizationFailed);
+    };
+    if log.open_transaction(header.producer_id).is_some() {
+        return None;
+    }
+    let Some(coordinator) = broker.txn_coordinator() else {
+        return Some(ResponseError::InvalidTxnState);
+    };
+    let partition = (
+        log.topic_partition.topic.clone(),
+        log.topic_partition.partition,
+    );
+    match coordinator.verify(
+        transactional_id,
+        header.producer_id,
+        header.producer_epoch,
+        &partition,
+    ) {
+        Ok(()) => None,
+        // As Kafka translates the coordinator's answers for a producer.
+        Err(TxnError::ProducerFenced) => Some(ResponseError::InvalidProducerEpoch),
+        Err(TxnError::LoadInProgress | TxnError::NotAvailable) => {
+            Some(ResponseError::NotEnoughReplicas)
+        }
+        Err(TxnError::UnknownProducerIdMapping) => Some(ResponseError::InvalidProducerIdMapping),
+        Err(_) => Some(ResponseError::InvalidTxnState),
+    }
 }
 
 fn log_append_error(ctx: &RequestContext, topic: &str, partition: i32, e: &AppendError) {

@@ -1,5 +1,5 @@
-//! InitProducerId for idempotent producers. Transactional ids need the transaction
-//! coordinator, which does not exist yet, so they are refused.
+//! InitProducerId: a fresh producer id for an idempotent producer; for a transactional id, the
+//! transaction coordinator's id and epoch (bumped at each call, fencing older producers).
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::{blocking, decode, encode, errors, Reply, RequestContext};
 use crate::broker::Broker;
+use crate::txn::state::TxnError;
 
 pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
     let request: InitProducerIdRequest = match decode(ctx, body) {
@@ -28,17 +29,41 @@ pub fn handle(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply 
             .with_producer_epoch(-1);
         return Reply::Now(encode(&response, version));
     }
-    if request.transactional_id.is_some() {
-        tracing::warn!(
-            connection = ctx.connection_id,
-            client_id = ctx.client_id(),
-            "transactional producer refused: transactions are not supported yet"
-        );
-        let response = InitProducerIdResponse::default()
-            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
-        return Reply::Now(encode(&response, version));
+    if let Some(transactional_id) = request.transactional_id.clone() {
+        // KIP-360 (v3+): a producer recovering sends its current id and epoch; exactly one of
+        // them unset is an invalid request.
+        let expected = match (request.producer_id.0, request.producer_epoch) {
+            (-1, -1) => None,
+            (-1, _) | (_, -1) => {
+                let response = InitProducerIdResponse::default()
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1);
+                return Reply::Now(encode(&response, version));
+            }
+            (id, epoch) => Some((id, epoch)),
+        };
+        let timeout_ms = request.transaction_timeout_ms;
+        let broker = broker.clone();
+        return Reply::Apply(Box::pin(async move {
+            let outcome = match broker.txn_coordinator().cloned() {
+                Some(c) => {
+                    c.init_producer_id(transactional_id.as_str(), timeout_ms, expected)
+                        .await
+                }
+                None => Err(TxnError::NotAvailable),
+            };
+            let response = match outcome {
+                Ok((id, epoch)) => InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(id))
+                    .with_producer_epoch(epoch),
+                Err(e) => InitProducerIdResponse::default()
+                    .with_error_code(super::txn::error_for(e, version, 4).code())
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            };
+            encode(&response, version)
+        }));
     }
     let broker = broker.clone();
     Reply::Apply(Box::pin(async move {

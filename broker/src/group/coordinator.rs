@@ -176,8 +176,14 @@ impl GroupCoordinator {
         }
     }
 
+    /// The offsets-topic partition of a group (its records, and the partition a transaction
+    /// committing the group's offsets writes to).
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        partition_for(group_id, self.partitions())
+    }
+
     fn shard(&self, group_id: &str) -> &Mutex<Shard> {
-        let index = partition_for(group_id, self.partitions()) as usize;
+        let index = self.partition_for(group_id) as usize;
         &self.shards[index.min(self.shards.len() - 1)]
     }
 

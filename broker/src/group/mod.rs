@@ -17,4 +17,4 @@ pub use coordinator::GroupCoordinator;
 pub use state::{GroupError, GroupState};
 
 /// The internal topic holding committed offsets and group metadata, as Kafka names it.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use crate::config::OFFSETS_TOPIC;

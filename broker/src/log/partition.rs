@@ -63,8 +63,6 @@ pub enum AppendError {
     TooLarge { size: usize, max: i32 },
     #[error("control batches cannot be produced by clients")]
     ControlBatch,
-    #[error("transactional batches need a transaction, which this broker does not offer yet")]
-    Transactional,
     /// `records`: the batch-relative indexes of the keyless records (Kafka reports each one).
     #[error("a compacted topic cannot accept a record without a key")]
     NoKey { records: Vec<i32> },

@@ -3,6 +3,7 @@
 //!
 //! Never depends on `api`, `server` or wire types.
 
+pub mod coordinator;
 pub mod producer_ids;
 pub mod records;
 pub mod state;

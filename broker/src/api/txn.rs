@@ -1,0 +1,316 @@
+//! The transaction APIs (KIP-98): AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
+//! DescribeTransactions, ListTransactions; InitProducerId with a transactional id is in
+//! `producer_id.rs` and FindCoordinator in `groups.rs`. The coordinator is `txn/`.
+//!
+//! Versions: the client forms only (AddPartitionsToTxn v4+ is broker-to-broker and EndTxn v5
+//! belongs to transaction version 2, which Strom does not advertise, so Java 4.x clients stay on
+//! the classic protocol, as against Kafka 3.x).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{blocking, decode, encode, errors, Reply, RequestContext, ResponseBody};
+use crate::broker::Broker;
+use crate::config::OFFSETS_TOPIC;
+use crate::txn::coordinator::TxnCoordinator;
+use crate::txn::state::{TxnError, TxnPartition, TxnState};
+
+/// The coordinator when `__transaction_state` exists; otherwise COORDINATOR_NOT_AVAILABLE,
+/// which sends the client back to FindCoordinator (which creates it).
+fn coordinator(broker: &Broker) -> Result<Arc<TxnCoordinator>, TxnError> {
+    broker
+        .txn_coordinator()
+        .cloned()
+        .ok_or(TxnError::NotAvailable)
+}
+
+/// The error a request of `version` answers; `fenced_before` is the first version that knows
+/// PRODUCER_FENCED (older ones get INVALID_PRODUCER_EPOCH, as Kafka translates it).
+pub fn error_for(e: TxnError, version: i16, fenced_before: i16) -> ResponseError {
+    match errors::txn_error(e) {
+        ResponseError::ProducerFenced if version < fenced_before => {
+            ResponseError::InvalidProducerEpoch
+        }
+        code => code,
+    }
+}
+
+macro_rules! decode_or_answer {
+    ($ctx:expr, $body:expr) => {
+        match decode($ctx, $body) {
+            Ok(r) => r,
+            Err(e) => return Reply::Now(Err(e)),
+        }
+    };
+}
+
+/// AddPartitionsToTxn v0-3's answer: every partition of `topics` with `code_for`'s error.
+fn add_partitions_answer(
+    topics: &[AddPartitionsToTxnTopic],
+    version: i16,
+    code_for: impl Fn(&str, i32) -> i16,
+) -> ResponseBody {
+    let results = topics
+        .iter()
+        .map(|t| {
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            AddPartitionsToTxnPartitionResult::default()
+                                .with_partition_index(*p)
+                                .with_partition_error_code(code_for(t.name.as_str(), *p))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    encode(
+        &AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+        version,
+    )
+}
+
+pub fn add_partitions_to_txn(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: AddPartitionsToTxnRequest = decode_or_answer!(ctx, body);
+    let version = ctx.version;
+    let transactional_id = request.v3_and_below_transactional_id.0.to_string();
+    let producer_id = request.v3_and_below_producer_id.0;
+    let epoch = request.v3_and_below_producer_epoch;
+    let topics = request.v3_and_below_topics;
+    let image = broker.metadata.image();
+    let known = |topic: &str, partition: i32| {
+        image
+            .topic(topic)
+            .is_some_and(|t| partition >= 0 && partition < t.partitions)
+    };
+    if !topics
+        .iter()
+        .all(|t| t.partitions.iter().all(|p| known(t.name.as_str(), *p)))
+    {
+        // As Kafka: unknown partitions fail, the others are not attempted; nothing is added.
+        return Reply::Now(add_partitions_answer(&topics, version, |t, p| {
+            if known(t, p) {
+                ResponseError::OperationNotAttempted.code()
+            } else {
+                ResponseError::UnknownTopicOrPartition.code()
+            }
+        }));
+    }
+    let partitions: Vec<TxnPartition> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
+        .collect();
+    let broker = broker.clone();
+    Reply::Apply(Box::pin(async move {
+        let outcome = match coordinator(&broker) {
+            Ok(c) => {
+                c.add_partitions(&transactional_id, producer_id, epoch, &partitions)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let code = outcome.map_or_else(|e| error_for(e, version, 2).code(), |()| 0);
+        add_partitions_answer(&topics, version, |_, _| code)
+    }))
+}
+
+pub fn add_offsets_to_txn(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: AddOffsetsToTxnRequest = decode_or_answer!(ctx, body);
+    let version = ctx.version;
+    let broker = broker.clone();
+    Reply::Apply(Box::pin(async move {
+        // The group's offsets partition joins the transaction (the offsets topic is created
+        // if needed, as FindCoordinator for the group would).
+        let b = broker.clone();
+        let outcome = match blocking(move || b.ensure_group_coordinator()).await {
+            Some(Ok(groups)) => {
+                let partition = groups.partition_for(request.group_id.as_str());
+                match coordinator(&broker) {
+                    Ok(c) => {
+                        c.add_partitions(
+                            request.transactional_id.as_str(),
+                            request.producer_id.0,
+                            request.producer_epoch,
+                            &[(OFFSETS_TOPIC.to_string(), partition)],
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Err(TxnError::NotAvailable),
+        };
+        let code = match outcome {
+            Ok(()) => 0,
+            Err(e) => error_for(e, version, 2).code(),
+        };
+        encode(
+            &AddOffsetsToTxnResponse::default().with_error_code(code),
+            version,
+        )
+    }))
+}
+
+pub fn end_txn(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: EndTxnRequest = decode_or_answer!(ctx, body);
+    let version = ctx.version;
+    let broker = broker.clone();
+    Reply::Apply(Box::pin(async move {
+        let outcome = match coordinator(&broker) {
+            Ok(c) => {
+                c.end(
+                    request.transactional_id.as_str(),
+                    request.producer_id.0,
+                    request.producer_epoch,
+                    request.committed,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let code = match outcome {
+            Ok(()) => 0,
+            Err(e) => error_for(e, version, 2).code(),
+        };
+        encode(
+            &EndTxnResponse::default()
+                .with_error_code(code)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+            version,
+        )
+    }))
+}
+
+pub fn describe_transactions(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: DescribeTransactionsRequest = decode_or_answer!(ctx, body);
+    let coordinator = coordinator(broker);
+    let states = request
+        .transactional_ids
+        .into_iter()
+        .map(|id| {
+            let described = coordinator
+                .as_ref()
+                .map_err(|e| *e)
+                .and_then(|c| c.describe(id.as_str()));
+            match described {
+                Ok(d) => {
+                    let m = d.metadata;
+                    let mut topics: Vec<TopicData> = Vec::new();
+                    for (topic, partition) in &m.partitions {
+                        match topics.last_mut() {
+                            Some(t) if t.topic.as_str() == topic => t.partitions.push(*partition),
+                            _ => topics.push(
+                                TopicData::default()
+                                    .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                                    .with_partitions(vec![*partition]),
+                            ),
+                        }
+                    }
+                    TransactionState::default()
+                        .with_transactional_id(id)
+                        .with_transaction_state(StrBytes::from_static_str(m.state.name()))
+                        .with_transaction_timeout_ms(m.timeout_ms)
+                        .with_transaction_start_time_ms(m.start_ms)
+                        .with_producer_id(ProducerId(m.producer_id))
+                        .with_producer_epoch(m.epoch)
+                        .with_topics(topics)
+                }
+                Err(e) => TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(errors::txn_error(e).code())
+                    .with_transaction_state(StrBytes::from_static_str(""))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_transaction_start_time_ms(-1),
+            }
+        })
+        .collect();
+    Reply::Now(encode(
+        &DescribeTransactionsResponse::default().with_transaction_states(states),
+        ctx.version,
+    ))
+}
+
+const STATES: [TxnState; 8] = [
+    TxnState::Empty,
+    TxnState::Ongoing,
+    TxnState::PrepareCommit,
+    TxnState::PrepareAbort,
+    TxnState::CompleteCommit,
+    TxnState::CompleteAbort,
+    TxnState::Dead,
+    TxnState::PrepareEpochFence,
+];
+
+pub fn list_transactions(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: ListTransactionsRequest = decode_or_answer!(ctx, body);
+    let mut response = ListTransactionsResponse::default();
+    let unknown: Vec<StrBytes> = request
+        .state_filters
+        .iter()
+        .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
+        .cloned()
+        .collect();
+    response.unknown_state_filters = unknown;
+    // No coordinator yet: no transactions (Kafka answers the same before the topic exists).
+    let listed = match coordinator(broker) {
+        Ok(c) => c.list(),
+        Err(_) => Ok(Vec::new()),
+    };
+    let now_ms = broker.clock.now_ms();
+    match listed {
+        Ok(all) => {
+            response.transaction_states = all
+                .into_iter()
+                .filter(|d| d.metadata.state != TxnState::Dead)
+                .filter(|d| {
+                    request.state_filters.is_empty()
+                        || request
+                            .state_filters
+                            .iter()
+                            .any(|f| f.as_str() == d.metadata.state.name())
+                })
+                .filter(|d| {
+                    request.producer_id_filters.is_empty()
+                        || request
+                            .producer_id_filters
+                            .iter()
+                            .any(|p| p.0 == d.metadata.producer_id)
+                })
+                .filter(|d| {
+                    // v1: only transactions running longer than the filter.
+                    request.duration_filter < 0
+                        || (d.metadata.start_ms >= 0
+                            && now_ms - d.metadata.start_ms > request.duration_filter)
+                })
+                .map(|d| {
+                    ListedState::default()
+                        .with_transactional_id(StrBytes::from_string(d.transactional_id).into())
+                        .with_producer_id(ProducerId(d.metadata.producer_id))
+                        .with_transaction_state(StrBytes::from_static_str(d.metadata.state.name()))
+                })
+                .collect();
+        }
+        Err(e) => response.error_code = errors::txn_error(e).code(),
+    }
+    Reply::Now(encode(&response, ctx.version))
+}
