@@ -453,11 +453,24 @@ impl Broker {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let weak = Arc::downgrade(self);
-        let lookup: crate::txn::coordinator::PartitionLookup = {
+        let write_marker: crate::txn::coordinator::MarkerWriter = {
             let weak = weak.clone();
-            Arc::new(move |topic: &str, partition: i32| {
-                weak.upgrade().and_then(|b| b.partition(topic, partition))
-            })
+            Arc::new(
+                move |topic: &str, partition: i32, producer_id, epoch, marker| {
+                    let broker = weak.upgrade()?;
+                    if topic == OFFSETS_TOPIC {
+                        // The group coordinator applies the marker to its pending offsets.
+                        if let Some(groups) = broker.group_coordinator() {
+                            return groups.write_marker(partition, producer_id, epoch, marker);
+                        }
+                    }
+                    let log = broker.partition(topic, partition)?;
+                    Some(
+                        log.append_marker(producer_id, epoch, marker, broker.clock.now_ms())
+                            .map(|info| (log, info)),
+                    )
+                },
+            )
         };
         let allocate: crate::txn::coordinator::IdAllocator = Arc::new(move || {
             let broker = weak.upgrade().ok_or(TxnError::NotAvailable)?;
@@ -474,7 +487,7 @@ impl Broker {
             logs,
             self.logs.flusher().clone(),
             self.clock.clone(),
-            lookup,
+            write_marker,
             allocate,
         ));
         // Set first: while it loads, its shards answer COORDINATOR_LOAD_IN_PROGRESS.

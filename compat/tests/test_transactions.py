@@ -143,3 +143,63 @@ def test_a_transaction_open_at_a_crash_is_aborted_by_its_timeout(broker, topic):
     assert got == expected([True], 1, True) + ["after"]
     uncommitted = ck_consumer(b, **{"isolation.level": "read_uncommitted"})
     assert b"in-flight" in [m.value() for m in ck_read_partition(uncommitted, topic, 0, 0)]
+
+
+def test_consume_transform_produce_commits_offsets_with_the_transaction(broker, topic):
+    """send_offsets_to_transaction (AddOffsetsToTxn + TxnOffsetCommit): the group's offsets move
+    only with a committed transaction, and survive a restart."""
+    from confluent_kafka import Consumer
+
+    b = broker()
+    admin = ck_admin(b)
+    source, sink = topic + "-in", topic + "-out"
+    ck_create_topic(admin, source, 1)
+    ck_create_topic(admin, sink, 1)
+    plain = ck_producer(b)
+    for i in range(30):
+        plain.produce(source, f"m{i}".encode(), partition=0)
+    plain.flush(30)
+    group = "ctp-" + topic
+    consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer.assign([TopicPartition(source, 0, 0)])
+    producer = txn_producer(b, "txn-ctp")
+
+    def round_trip(count: int, commit: bool) -> None:
+        got = []
+        deadline = time.monotonic() + 20
+        while len(got) < count:
+            assert time.monotonic() < deadline, f"read {len(got)} of {count}"
+            m = consumer.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m)
+        producer.begin_transaction()
+        for m in got:
+            producer.produce(sink, m.value().upper(), partition=0)
+        producer.send_offsets_to_transaction(
+            [TopicPartition(source, 0, got[-1].offset() + 1)], consumer.consumer_group_metadata(), 30)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.flush(30)
+            producer.abort_transaction(30)
+
+    def committed() -> int:
+        probe = ck_consumer(b, **{"group.id": group})
+        [tp] = probe.committed([TopicPartition(source, 0)], timeout=20)
+        return tp.offset
+
+    round_trip(10, True)
+    assert committed() == 10
+    round_trip(10, False)
+    # The aborted transaction's offsets never take effect.
+    assert committed() == 10
+    consumer.seek(TopicPartition(source, 0, 10))
+    round_trip(10, True)
+    assert committed() == 20
+    consumer.close()
+    out = ck_consumer(b, **{"isolation.level": "read_committed"})
+    values_out = [m.value().decode() for m in ck_read_partition(out, sink, 0, 0)]
+    assert values_out == [f"M{i}" for i in range(20)]
+    b.restart()
+    assert committed() == 20

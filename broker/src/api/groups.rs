@@ -539,6 +539,19 @@ fn fetch_group(
     Ok(topics)
 }
 
+/// With `require_stable` (OffsetFetch v7+, KIP-447), the partitions whose offsets are in an open
+/// transaction: they answer UNSTABLE_OFFSET_COMMIT, which the consumer retries.
+fn unstable(
+    coordinator: &Result<Arc<GroupCoordinator>, GroupError>,
+    group_id: &str,
+    require_stable: bool,
+) -> std::collections::HashSet<(String, i32)> {
+    match coordinator {
+        Ok(c) if require_stable => c.unstable_partitions(group_id).unwrap_or_default(),
+        _ => Default::default(),
+    }
+}
+
 pub fn offset_fetch(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
     let request: OffsetFetchRequest = decode_or_close!(ctx, body);
     let version = ctx.version;
@@ -554,6 +567,7 @@ pub fn offset_fetch(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> 
                         .collect()
                 });
                 let group_id = g.group_id.to_string();
+                let unstable = unstable(&coordinator, &group_id, request.require_stable);
                 match fetch_group(&coordinator, &group_id, wanted.as_deref()) {
                     Ok(topics) => OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
@@ -562,16 +576,27 @@ pub fn offset_fetch(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> 
                                 .into_iter()
                                 .map(|(topic, partitions)| {
                                     OffsetFetchResponseTopics::default()
-                                        .with_name(TopicName(s(topic)))
+                                        .with_name(TopicName(s(topic.clone())))
                                         .with_partitions(
                                             partitions
                                                 .into_iter()
                                                 .map(|(p, offset, epoch, metadata)| {
-                                                    OffsetFetchResponsePartitions::default()
-                                                        .with_partition_index(p)
-                                                        .with_committed_offset(offset)
-                                                        .with_committed_leader_epoch(epoch)
-                                                        .with_metadata(Some(s(metadata)))
+                                                    let partition =
+                                                        OffsetFetchResponsePartitions::default()
+                                                            .with_partition_index(p)
+                                                            .with_committed_offset(offset)
+                                                            .with_committed_leader_epoch(epoch)
+                                                            .with_metadata(Some(s(metadata)));
+                                                    if unstable.contains(&(topic.clone(), p)) {
+                                                        partition
+                                                            .with_committed_offset(-1)
+                                                            .with_error_code(
+                                                                ResponseError::UnstableOffsetCommit
+                                                                    .code(),
+                                                            )
+                                                    } else {
+                                                        partition
+                                                    }
                                                 })
                                                 .collect(),
                                         )
@@ -592,6 +617,7 @@ pub fn offset_fetch(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> 
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
+    let unstable = unstable(&coordinator, &request.group_id, request.require_stable);
     let (topics, error) = match fetch_group(&coordinator, &request.group_id, wanted.as_deref()) {
         Ok(topics) => (topics, None),
         Err(e) => (Vec::new(), Some(e)),
@@ -601,16 +627,23 @@ pub fn offset_fetch(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> 
             .into_iter()
             .map(|(topic, partitions)| {
                 OffsetFetchResponseTopic::default()
-                    .with_name(TopicName(s(topic)))
+                    .with_name(TopicName(s(topic.clone())))
                     .with_partitions(
                         partitions
                             .into_iter()
                             .map(|(p, offset, epoch, metadata)| {
-                                OffsetFetchResponsePartition::default()
+                                let partition = OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
-                                    .with_metadata(Some(s(metadata)))
+                                    .with_metadata(Some(s(metadata)));
+                                if unstable.contains(&(topic.clone(), p)) {
+                                    partition
+                                        .with_committed_offset(-1)
+                                        .with_error_code(ResponseError::UnstableOffsetCommit.code())
+                                } else {
+                                    partition
+                                }
                             })
                             .collect(),
                     )

@@ -223,6 +223,12 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
         handler: txn::end_txn,
     },
     ApiSpec {
+        key: ApiKey::TxnOffsetCommit,
+        min_version: 0,
+        max_version: 4,
+        handler: txn::txn_offset_commit,
+    },
+    ApiSpec {
         key: ApiKey::DescribeTransactions,
         min_version: 0,
         max_version: 0,

@@ -16,17 +16,21 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
     EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
-    TopicName,
+    TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::{blocking, decode, encode, errors, Reply, RequestContext, ResponseBody};
 use crate::broker::Broker;
 use crate::config::OFFSETS_TOPIC;
+use crate::group::state::{CommitOffset, CommitRequest};
 use crate::txn::coordinator::TxnCoordinator;
 use crate::txn::state::{TxnError, TxnPartition, TxnState};
 
@@ -313,4 +317,117 @@ pub fn list_transactions(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes
         Err(e) => response.error_code = errors::txn_error(e).code(),
     }
     Reply::Now(encode(&response, ctx.version))
+}
+
+/// TxnOffsetCommit (KIP-98, KIP-447 generation checks v3+): the offsets are stored with the
+/// producer's transaction and take effect when it commits. The group's offsets partition must
+/// be in the producer's ongoing transaction (AddOffsetsToTxn), as Kafka verifies (KIP-890).
+pub fn txn_offset_commit(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: TxnOffsetCommitRequest = decode_or_answer!(ctx, body);
+    let version = ctx.version;
+    let order: Vec<(TopicName, Vec<i32>)> = request
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    let answer = move |code_of: &dyn Fn(&str, i32) -> i16| {
+        let topics = order
+            .iter()
+            .map(|(name, partitions)| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(name.clone())
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|p| {
+                                TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(*p)
+                                    .with_error_code(code_of(name.as_str(), *p))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        encode(
+            &TxnOffsetCommitResponse::default().with_topics(topics),
+            version,
+        )
+    };
+    let Some(groups) = broker.group_coordinator().cloned() else {
+        let code = ResponseError::CoordinatorNotAvailable.code();
+        return Reply::Now(answer(&|_, _| code));
+    };
+    let producer = (request.producer_id.0, request.producer_epoch);
+    let offsets_partition = (
+        OFFSETS_TOPIC.to_string(),
+        groups.partition_for(request.group_id.as_str()),
+    );
+    let verified = coordinator(broker).and_then(|c| {
+        c.verify(
+            request.transactional_id.as_str(),
+            producer.0,
+            producer.1,
+            &offsets_partition,
+        )
+    });
+    if let Err(e) = verified {
+        // As Kafka translates the coordinator's answer for this request's versions.
+        let error = match e {
+            TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            TxnError::LoadInProgress if version < 2 => ResponseError::CoordinatorNotAvailable,
+            other => errors::txn_error(other),
+        };
+        return Reply::Now(answer(&|_, _| error.code()));
+    }
+    let offsets: Vec<CommitOffset> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |p| CommitOffset {
+                topic: topic.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 2 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let commit = CommitRequest {
+        group_id: request.group_id.to_string(),
+        generation_id: request.generation_id,
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        retention_time_ms: -1,
+        offsets,
+    };
+    let image = broker.metadata.image();
+    let (unknown, stored) = groups.txn_commit(commit, producer, |topic, partition| {
+        image
+            .topic(topic)
+            .is_some_and(|t| (0..t.partitions).contains(&partition))
+    });
+    Reply::Wait(Box::pin(async move {
+        let outcome = stored.await;
+        answer(&|topic, partition| {
+            if unknown.iter().any(|(t, p)| t == topic && *p == partition) {
+                return ResponseError::UnknownTopicOrPartition.code();
+            }
+            match &outcome {
+                Err(e) => errors::group_error(*e).code(),
+                Ok(errors) => errors
+                    .iter()
+                    .find(|(t, p, _)| t == topic && *p == partition)
+                    .map_or(0, |(_, _, e)| errors::group_error(*e).code()),
+            }
+        })
+    }))
 }

@@ -370,6 +370,99 @@ impl GroupCoordinator {
         (unknown, wait)
     }
 
+    /// TxnOffsetCommit: the offsets are written in a transactional batch of the producer's and
+    /// take effect when its transaction commits (`write_marker`). Returns the partitions refused
+    /// as unknown, and a future that waits for durability and yields the per-partition errors.
+    pub fn txn_commit(
+        &self,
+        mut request: CommitRequest,
+        producer: (i64, i16),
+        known: impl Fn(&str, i32) -> bool,
+    ) -> (
+        Vec<(String, i32)>,
+        impl Future<Output = Result<CommitErrors, GroupError>> + Send + 'static,
+    ) {
+        let mut unknown = Vec::new();
+        let applied = match self.active(&request.group_id) {
+            Err(e) => Err(e),
+            Ok(mut shard) => {
+                request.offsets.retain(|o| {
+                    let ok = known(&o.topic, o.partition);
+                    if !ok {
+                        unknown.push((o.topic.clone(), o.partition));
+                    }
+                    ok
+                });
+                let now_ms = self.clock.now_ms();
+                match shard.manager.plan_txn_commit(now_ms, request) {
+                    Err(e) => Err(e),
+                    Ok(plan) => match persist_as(&mut shard, &plan.records, now_ms, Some(producer))
+                    {
+                        Err(()) => Err(GroupError::Storage),
+                        Ok(durable) => {
+                            shard.manager.add_pending(producer.0, &plan.records);
+                            Ok((plan.errors, durable))
+                        }
+                    },
+                }
+            }
+        };
+        let flusher = self.flusher.clone();
+        let wait = async move {
+            let (errors, durable) = applied?;
+            if let Some((log, up_to)) = durable {
+                if !matches!(flusher.flush(log, up_to).await, Ok(Ok(()))) {
+                    return Err(GroupError::Storage);
+                }
+            }
+            Ok(errors)
+        };
+        (unknown, wait)
+    }
+
+    /// Writes a transaction marker to offsets-topic partition `partition` for the transaction
+    /// coordinator, and applies it: the producer's pending offsets there take effect (commit)
+    /// or are dropped (abort). `None` when there is no such partition.
+    pub fn write_marker(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        marker: crate::log::marker::Marker,
+    ) -> Option<
+        Result<
+            (Arc<PartitionLog>, crate::log::partition::AppendInfo),
+            crate::log::partition::AppendError,
+        >,
+    > {
+        let shard = self.shards.get(usize::try_from(partition).ok()?)?;
+        let mut shard = lock(shard);
+        if shard.state != ShardState::Active {
+            // Written while the partition replays, the marker could be missed by the replay:
+            // the transaction coordinator tries again shortly.
+            return Some(Err(crate::log::partition::AppendError::Offline(
+                "the group coordinator is loading this partition".into(),
+            )));
+        }
+        let now_ms = self.clock.now_ms();
+        let log = shard.log.clone();
+        let written = log.append_marker(producer_id, epoch, marker, now_ms);
+        if written.is_ok() {
+            shard
+                .manager
+                .complete_pending(now_ms, producer_id, marker.commit);
+        }
+        Some(written.map(|info| (log, info)))
+    }
+
+    /// The partitions of a group with offsets in an open transaction.
+    pub fn unstable_partitions(
+        &self,
+        group_id: &str,
+    ) -> Result<std::collections::HashSet<(String, i32)>, GroupError> {
+        Ok(self.active(group_id)?.manager.unstable_partitions(group_id))
+    }
+
     pub fn fetch_offsets(
         &self,
         group_id: &str,
@@ -506,10 +599,20 @@ fn persist(
     records: &[GroupRecord],
     now_ms: i64,
 ) -> Result<Option<(Arc<PartitionLog>, i64)>, ()> {
+    persist_as(shard, records, now_ms, None)
+}
+
+/// As `persist`, in a transactional batch of `producer` when given.
+fn persist_as(
+    shard: &mut Shard,
+    records: &[GroupRecord],
+    now_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<Option<(Arc<PartitionLog>, i64)>, ()> {
     if records.is_empty() {
         return Ok(None);
     }
-    let batch = encode_batch(records, now_ms).map_err(|e| {
+    let batch = encode_batch(records, now_ms, producer).map_err(|e| {
         tracing::error!(error = %e, "cannot encode group records");
     })?;
     let info = shard.log.append(&batch, now_ms).map_err(|e| {
@@ -520,19 +623,26 @@ fn persist(
         .then(|| (shard.log.clone(), info.next_offset)))
 }
 
-fn encode_batch(records: &[GroupRecord], now_ms: i64) -> anyhow::Result<Bytes> {
+/// One batch of `records`; with `producer` (id, epoch), a transactional batch of that
+/// producer's (TxnOffsetCommit), which its transaction's marker later commits or aborts.
+fn encode_batch(
+    records: &[GroupRecord],
+    now_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> anyhow::Result<Bytes> {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, record)| {
             let (key, value) = record.encode();
             Record {
-                transactional: false,
+                transactional: producer.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
                 // The encoder keeps records in one batch while offset - sequence is constant.
@@ -606,7 +716,19 @@ fn replay(log: &PartitionLog, manager: &mut GroupManager, now_ms: i64) -> usize 
                 }
                 offset = record.offset + 1;
                 let Some(key) = record.key else { continue };
+                if record.control {
+                    // A transaction marker (key: version i16, type i16; 1 = commit).
+                    if key.len() >= 4 {
+                        let commit = i16::from_be_bytes([key[2], key[3]]) == 1;
+                        manager.complete_pending(now_ms, record.producer_id, commit);
+                    }
+                    continue;
+                }
                 match GroupRecord::decode(&key, record.value.as_deref()) {
+                    Ok(decoded) if record.transactional => {
+                        manager.add_pending(record.producer_id, &[decoded]);
+                        count += 1;
+                    }
                     Ok(record) => {
                         manager.apply(now_ms, &record);
                         count += 1;

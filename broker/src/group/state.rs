@@ -726,6 +726,9 @@ pub struct GroupManager {
     config: GroupConfig,
     groups: HashMap<String, Group>,
     next_offset_expiry_ms: i64,
+    /// Offsets committed inside transactions (TxnOffsetCommit), by producer id, in the order
+    /// written: applied when the transaction's commit marker is written, dropped on its abort.
+    pending: HashMap<i64, Vec<GroupRecord>>,
 }
 
 fn new_member_id(client_id: &str) -> String {
@@ -738,6 +741,7 @@ impl GroupManager {
             config,
             groups: HashMap::new(),
             next_offset_expiry_ms: 0,
+            pending: HashMap::new(),
         }
     }
 
@@ -996,6 +1000,66 @@ impl GroupManager {
         now_ms: i64,
         req: CommitRequest,
     ) -> Result<CommitPlan, GroupError> {
+        self.plan(now_ms, req, false)
+    }
+
+    /// Validates a commit made inside a transaction (TxnOffsetCommit, Kafka's transactional
+    /// `validateOffsetCommit`): a request without generation and member is accepted whatever
+    /// the group's state; one that names them is checked, but a rebalance does not refuse it.
+    /// The caller persists `plan.records` in a transactional batch, then calls `add_pending`.
+    pub fn plan_txn_commit(
+        &mut self,
+        now_ms: i64,
+        req: CommitRequest,
+    ) -> Result<CommitPlan, GroupError> {
+        self.plan(now_ms, req, true)
+    }
+
+    /// Offsets of producer `producer_id`'s transaction, now in the log.
+    pub fn add_pending(&mut self, producer_id: i64, records: &[GroupRecord]) {
+        self.pending
+            .entry(producer_id)
+            .or_default()
+            .extend(records.iter().cloned());
+    }
+
+    /// A transaction marker for `producer_id` is in the log: its offsets take effect on a
+    /// commit and are dropped on an abort.
+    pub fn complete_pending(&mut self, now_ms: i64, producer_id: i64, commit: bool) {
+        let Some(records) = self.pending.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for record in &records {
+                self.apply(now_ms, record);
+            }
+        }
+    }
+
+    /// The partitions of `group_id` with offsets in an open transaction (OffsetFetch with
+    /// `require_stable` answers UNSTABLE_OFFSET_COMMIT for them).
+    pub fn unstable_partitions(&self, group_id: &str) -> HashSet<(String, i32)> {
+        self.pending
+            .values()
+            .flatten()
+            .filter_map(|record| match record {
+                GroupRecord::Offset {
+                    group_id: g,
+                    topic,
+                    partition,
+                    ..
+                } if g == group_id => Some((topic.clone(), *partition)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn plan(
+        &mut self,
+        now_ms: i64,
+        req: CommitRequest,
+        transactional: bool,
+    ) -> Result<CommitPlan, GroupError> {
         let config = self.config.clone();
         let group = match self.groups.get_mut(&req.group_id) {
             Some(group) => group,
@@ -1013,9 +1077,13 @@ impl GroupManager {
         if group.is_static_fenced(&req.member_id, req.group_instance_id.as_deref()) {
             return Err(GroupError::FencedInstanceId);
         }
-        let simple = req.generation_id < 0 && group.state == GroupState::Empty;
+        let simple = if transactional {
+            req.generation_id < 0 && req.member_id.is_empty() && req.group_instance_id.is_none()
+        } else {
+            req.generation_id < 0 && group.state == GroupState::Empty
+        };
         if !simple {
-            if group.state == GroupState::CompletingRebalance {
+            if !transactional && group.state == GroupState::CompletingRebalance {
                 return Err(GroupError::RebalanceInProgress);
             }
             let generation = group.generation_id;

@@ -23,7 +23,7 @@ use super::state::{
 use crate::clock::Clock;
 use crate::codec::partition_for;
 use crate::log::marker::Marker;
-use crate::log::partition::AppendError;
+use crate::log::partition::{AppendError, AppendInfo};
 use crate::log::producer_state::SequenceError;
 use crate::log::{Flusher, PartitionLog};
 
@@ -34,8 +34,20 @@ const MARKER_RETRY: Duration = Duration::from_secs(1);
 /// Marker writes are retried this many times, then left for the next start to complete.
 const MARKER_ATTEMPTS: u32 = 30;
 
-/// Finds a partition's log by name (the broker's table).
-pub type PartitionLookup = Arc<dyn Fn(&str, i32) -> Option<Arc<PartitionLog>> + Send + Sync>;
+/// Writes a transaction marker (producer id, epoch, marker) to a partition, through whoever owns
+/// it (the group coordinator for the offsets topic, which applies it to its pending offsets):
+/// the partition's log and the append, or `None` when there is no such partition.
+pub type MarkerWriter = Arc<
+    dyn Fn(
+            &str,
+            i32,
+            i64,
+            i16,
+            Marker,
+        ) -> Option<Result<(Arc<PartitionLog>, AppendInfo), AppendError>>
+        + Send
+        + Sync,
+>;
 /// Hands out a new producer id (the broker's allocator, persisted in blocks).
 pub type IdAllocator = Arc<dyn Fn() -> Result<i64, TxnError> + Send + Sync>;
 
@@ -63,7 +75,7 @@ pub struct TxnCoordinator {
     limits: TxnLimits,
     clock: Arc<dyn Clock>,
     flusher: Flusher,
-    partitions: PartitionLookup,
+    write_marker: MarkerWriter,
     allocate: IdAllocator,
 }
 
@@ -87,7 +99,7 @@ impl TxnCoordinator {
         logs: Vec<Arc<PartitionLog>>,
         flusher: Flusher,
         clock: Arc<dyn Clock>,
-        partitions: PartitionLookup,
+        write_marker: MarkerWriter,
         allocate: IdAllocator,
     ) -> TxnCoordinator {
         let shards = logs
@@ -105,7 +117,7 @@ impl TxnCoordinator {
             limits,
             clock,
             flusher,
-            partitions,
+            write_marker,
             allocate,
         }
     }
@@ -325,25 +337,27 @@ impl TxnCoordinator {
         for (topic, partition) in &job.partitions {
             let mut attempt = 0;
             loop {
-                let Some(log) = (self.partitions)(topic, *partition) else {
-                    break;
-                };
-                match log.append_marker(job.producer_id, job.epoch, marker, self.clock.now_ms()) {
-                    Ok(info) => {
+                let written =
+                    (self.write_marker)(topic, *partition, job.producer_id, job.epoch, marker);
+                match written {
+                    // The partition is gone (its topic deleted): it needs no marker.
+                    None | Some(Err(AppendError::Deleted)) => break,
+                    Some(Ok((log, info))) => {
                         if info.fsync_acks_all {
-                            waits.push(self.flusher.flush(log.clone(), info.next_offset));
+                            waits.push(self.flusher.flush(log, info.next_offset));
                         }
                         break;
                     }
-                    Err(AppendError::Deleted) => break,
-                    Err(AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. })) => {
+                    Some(Err(AppendError::Sequence(SequenceError::InvalidProducerEpoch {
+                        ..
+                    }))) => {
                         // The producer moved on to a newer epoch here: this transaction
                         // already ended in this partition.
                         break;
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         attempt += 1;
-                        tracing::warn!(partition = %log.topic_partition, error = %e, attempt, transactional_id = job.transactional_id, "cannot write a transaction marker");
+                        tracing::warn!(topic, partition, error = %e, attempt, transactional_id = job.transactional_id, "cannot write a transaction marker");
                         if attempt >= MARKER_ATTEMPTS {
                             tracing::error!(transactional_id = job.transactional_id, "giving up on a transaction's markers until the next start; its partitions stay unstable");
                             return;
