@@ -76,6 +76,96 @@ fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        // Transaction APIs for an id no coordinator knows: the answers are the coordinator's
+        // errors (COORDINATOR_NOT_AVAILABLE before `__transaction_state` exists, else the
+        // unknown-id ones), in each version's layout.
+        ApiKey::AddPartitionsToTxn => {
+            let request = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str(
+                    "probe-txn",
+                )))
+                .with_v3_and_below_producer_id(ProducerId(1))
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(topic("probe"))
+                        .with_partitions(vec![0]),
+                ]);
+            let response = client.call(version, &request)?;
+            let code = response.results_by_topic_v3_and_below[0].results_by_partition[0]
+                .partition_error_code;
+            anyhow::ensure!(
+                matches!(code, 15 | 49),
+                "add partitions v{version} error {code}"
+            );
+            Ok(())
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let request = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_static_str("probe-txn")))
+                .with_producer_id(ProducerId(1))
+                .with_group_id(GroupId(StrBytes::from_static_str("probe-group")));
+            let code = client.call(version, &request)?.error_code;
+            anyhow::ensure!(
+                matches!(code, 15 | 49),
+                "add offsets v{version} error {code}"
+            );
+            Ok(())
+        }
+        ApiKey::EndTxn => {
+            let request = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_static_str("probe-txn")))
+                .with_producer_id(ProducerId(1))
+                .with_committed(true);
+            let code = client.call(version, &request)?.error_code;
+            anyhow::ensure!(matches!(code, 15 | 49), "end txn v{version} error {code}");
+            Ok(())
+        }
+        ApiKey::TxnOffsetCommit => {
+            let request = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_static_str("probe-txn")))
+                .with_group_id(GroupId(StrBytes::from_static_str("probe-group")))
+                .with_producer_id(ProducerId(1))
+                .with_generation_id(-1)
+                .with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(topic("probe"))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_committed_offset(0),
+                        ]),
+                ]);
+            let response = client.call(version, &request)?;
+            let code = response.topics[0].partitions[0].error_code;
+            anyhow::ensure!(
+                matches!(code, 15 | 48 | 49),
+                "txn offset commit v{version} error {code}"
+            );
+            Ok(())
+        }
+        ApiKey::DescribeTransactions => {
+            let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                TransactionalId(StrBytes::from_static_str("probe-txn")),
+            ]);
+            let response = client.call(version, &request)?;
+            let code = response.transaction_states[0].error_code;
+            anyhow::ensure!(
+                matches!(code, 15 | 105),
+                "describe transactions v{version} error {code}"
+            );
+            Ok(())
+        }
+        ApiKey::ListTransactions => {
+            let response = client.call(
+                version,
+                &ListTransactionsRequest::default().with_duration_filter(-1),
+            )?;
+            anyhow::ensure!(
+                response.error_code == 0,
+                "list transactions v{version} error {}",
+                response.error_code
+            );
+            Ok(())
+        }
         ApiKey::ListOffsets => {
             let request = ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
