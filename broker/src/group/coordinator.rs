@@ -319,69 +319,38 @@ impl GroupCoordinator {
     /// yields the coordinator's per-partition errors for the others.
     pub fn commit(
         &self,
-        mut request: CommitRequest,
+        request: CommitRequest,
         known: impl Fn(&str, i32) -> bool,
     ) -> (
         Vec<(String, i32)>,
         impl Future<Output = Result<CommitErrors, GroupError>> + Send + 'static,
     ) {
-        let mut unknown = Vec::new();
-        let applied = match self.active(&request.group_id) {
-            Err(e) => Err(e),
-            Ok(mut shard) => {
-                request.offsets.retain(|o| {
-                    let ok = known(&o.topic, o.partition);
-                    if !ok {
-                        unknown.push((o.topic.clone(), o.partition));
-                    }
-                    ok
-                });
-                let now_ms = self.clock.now_ms();
-                match shard.manager.plan_commit(now_ms, request) {
-                    Err(e) => Err(e),
-                    Ok(plan) => {
-                        let delivery = self.settle(
-                            &mut shard,
-                            Effects {
-                                records: plan.records.clone(),
-                                responses: Vec::new(),
-                            },
-                        );
-                        if delivery.failed {
-                            Err(GroupError::Storage)
-                        } else {
-                            for record in &plan.records {
-                                shard.manager.apply(now_ms, record);
-                            }
-                            Ok((plan.errors, delivery))
-                        }
-                    }
-                }
-            }
-        };
-        let flusher = self.flusher.clone();
-        let wait = async move {
-            let (errors, delivery) = applied?;
-            if !delivery.wait(&flusher).await {
-                return Err(GroupError::Storage);
-            }
-            Ok(errors)
-        };
-        (unknown, wait)
+        self.commit_as(request, None, known)
     }
 
-    /// TxnOffsetCommit: the offsets are written in a transactional batch of the producer's and
-    /// take effect when its transaction commits (`write_marker`). Returns the partitions refused
-    /// as unknown, and a future that waits for durability and yields the per-partition errors.
+    /// TxnOffsetCommit: as `commit`, but the offsets are written in a transactional batch of
+    /// the producer's and take effect when its transaction commits (`write_marker`).
     pub fn txn_commit(
         &self,
-        mut request: CommitRequest,
+        request: CommitRequest,
         producer: (i64, i16),
         known: impl Fn(&str, i32) -> bool,
     ) -> (
         Vec<(String, i32)>,
         impl Future<Output = Result<CommitErrors, GroupError>> + Send + 'static,
     ) {
+        self.commit_as(request, Some(producer), known)
+    }
+
+    fn commit_as(
+        &self,
+        mut request: CommitRequest,
+        producer: Option<(i64, i16)>,
+        known: impl Fn(&str, i32) -> bool,
+    ) -> (
+        Vec<(String, i32)>,
+        impl Future<Output = Result<CommitErrors, GroupError>> + Send + 'static,
+    ) {
         let mut unknown = Vec::new();
         let applied = match self.active(&request.group_id) {
             Err(e) => Err(e),
@@ -394,13 +363,25 @@ impl GroupCoordinator {
                     ok
                 });
                 let now_ms = self.clock.now_ms();
-                match shard.manager.plan_txn_commit(now_ms, request) {
+                let plan = match producer {
+                    None => shard.manager.plan_commit(now_ms, request),
+                    Some(_) => shard.manager.plan_txn_commit(now_ms, request),
+                };
+                match plan {
                     Err(e) => Err(e),
-                    Ok(plan) => match persist_as(&mut shard, &plan.records, now_ms, Some(producer))
-                    {
+                    Ok(plan) => match persist_as(&mut shard, &plan.records, now_ms, producer) {
                         Err(()) => Err(GroupError::Storage),
                         Ok(durable) => {
-                            shard.manager.add_pending(producer.0, &plan.records);
+                            match producer {
+                                None => {
+                                    for record in &plan.records {
+                                        shard.manager.apply(now_ms, record);
+                                    }
+                                }
+                                Some((producer_id, _)) => {
+                                    shard.manager.add_pending(producer_id, &plan.records)
+                                }
+                            }
                             Ok((plan.errors, durable))
                         }
                     },
