@@ -457,18 +457,8 @@ impl Broker {
             let weak = weak.clone();
             Arc::new(
                 move |topic: &str, partition: i32, producer_id, epoch, marker| {
-                    let broker = weak.upgrade()?;
-                    if topic == OFFSETS_TOPIC {
-                        // The group coordinator applies the marker to its pending offsets.
-                        if let Some(groups) = broker.group_coordinator() {
-                            return groups.write_marker(partition, producer_id, epoch, marker);
-                        }
-                    }
-                    let log = broker.partition(topic, partition)?;
-                    Some(
-                        log.append_marker(producer_id, epoch, marker, broker.clock.now_ms())
-                            .map(|info| (log, info)),
-                    )
+                    weak.upgrade()?
+                        .write_txn_marker(topic, partition, producer_id, epoch, marker)
                 },
             )
         };
@@ -502,6 +492,35 @@ impl Broker {
             coordinator.spawn_markers(job);
         }
         Ok(Some(coordinator))
+    }
+
+    /// Writes a transaction marker for `producer_id` to a partition, through whoever owns it:
+    /// the group coordinator for the offsets topic (it applies the marker to its pending
+    /// offsets), the partition's log otherwise. `None` when there is no such partition. Not yet
+    /// durable: the caller waits for the flusher when the log asks for it.
+    pub fn write_txn_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        marker: crate::log::marker::Marker,
+    ) -> Option<
+        Result<
+            (Arc<PartitionLog>, crate::log::partition::AppendInfo),
+            crate::log::partition::AppendError,
+        >,
+    > {
+        if topic == OFFSETS_TOPIC {
+            if let Some(groups) = self.group_coordinator() {
+                return groups.write_marker(partition, producer_id, epoch, marker);
+            }
+        }
+        let log = self.partition(topic, partition)?;
+        Some(
+            log.append_marker(producer_id, epoch, marker, self.clock.now_ms())
+                .map(|info| (log, info)),
+        )
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {

@@ -142,6 +142,25 @@ fn probe(client: &mut Client, key: ApiKey, version: i16) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        ApiKey::WriteTxnMarkers => {
+            // An abort marker for a producer the partition has not seen: written, as in Kafka.
+            let request = WriteTxnMarkersRequest::default().with_markers(vec![
+                write_txn_markers_request::WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(424_242))
+                    .with_producer_epoch(0)
+                    .with_coordinator_epoch(0)
+                    .with_transaction_result(false)
+                    .with_topics(vec![
+                        write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(topic("probe"))
+                            .with_partition_indexes(vec![0]),
+                    ]),
+            ]);
+            let response = client.call(version, &request)?;
+            let code = response.markers[0].topics[0].partitions[0].error_code;
+            anyhow::ensure!(code == 0, "write txn markers v{version} error {code}");
+            Ok(())
+        }
         ApiKey::DescribeTransactions => {
             let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
                 TransactionalId(StrBytes::from_static_str("probe-txn")),

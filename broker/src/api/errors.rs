@@ -42,6 +42,9 @@ pub fn append_error(e: &AppendError) -> ResponseError {
         AppendError::Sequence(SequenceError::TransactionOpen { .. }) => {
             ResponseError::InvalidTxnState
         }
+        AppendError::Sequence(SequenceError::CoordinatorFenced { .. }) => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
         AppendError::Io(_) | AppendError::Offline(_) => ResponseError::KafkaStorageError,
     }

@@ -188,8 +188,10 @@ pub fn describe_producers(broker: &Arc<Broker>, ctx: &RequestContext, body: Byte
                                         .with_producer_epoch(i32::from(s.epoch))
                                         .with_last_sequence(s.last_sequence)
                                         .with_last_timestamp(s.last_timestamp)
-                                        .with_coordinator_epoch(-1)
-                                        .with_current_txn_start_offset(-1)
+                                        .with_coordinator_epoch(s.coordinator_epoch)
+                                        .with_current_txn_start_offset(
+                                            s.txn_start_offset.unwrap_or(-1),
+                                        )
                                 })
                                 .collect(),
                         ),

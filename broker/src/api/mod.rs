@@ -228,6 +228,13 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
         max_version: 4,
         handler: txn::txn_offset_commit,
     },
+    // Kafka 4 serves v1 only (KIP-896).
+    ApiSpec {
+        key: ApiKey::WriteTxnMarkers,
+        min_version: 1,
+        max_version: 1,
+        handler: txn::write_txn_markers,
+    },
     ApiSpec {
         key: ApiKey::DescribeTransactions,
         min_version: 0,

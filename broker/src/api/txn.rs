@@ -2,6 +2,9 @@
 //! DescribeTransactions, ListTransactions; InitProducerId with a transactional id is in
 //! `producer_id.rs` and FindCoordinator in `groups.rs`. The coordinator is `txn/`.
 //!
+//! WriteTxnMarkers is served for administrators (`Admin.abortTransaction`, which ends a hanging
+//! transaction at one partition); the coordinator writes its own markers without the wire.
+//!
 //! Versions: the client forms only (AddPartitionsToTxn v4+ is broker-to-broker and EndTxn v5
 //! belongs to transaction version 2, which Strom does not advertise, so Java 4.x clients stay on
 //! the classic protocol, as against Kafka 3.x).
@@ -19,11 +22,15 @@ use kafka_protocol::messages::list_transactions_response::TransactionState as Li
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
     EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
-    TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -31,6 +38,7 @@ use super::{blocking, decode, encode, errors, Reply, RequestContext, ResponseBod
 use crate::broker::Broker;
 use crate::config::OFFSETS_TOPIC;
 use crate::group::state::{CommitOffset, CommitRequest};
+use crate::log::marker::Marker;
 use crate::txn::coordinator::TxnCoordinator;
 use crate::txn::state::{TxnError, TxnPartition, TxnState};
 
@@ -430,4 +438,96 @@ pub fn txn_offset_commit(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes
             }
         })
     }))
+}
+
+/// WriteTxnMarkers v1: each marker written to each of its partitions and made durable, as the
+/// partition leader does for the coordinator in Kafka. An administrator sends it to abort a
+/// hanging transaction (`Admin.abortTransaction`, `kafka-transactions.sh abort`), with the
+/// producer's epoch and coordinator epoch from DescribeProducers. A marker for a producer with
+/// nothing open at a partition is written all the same, as Kafka does.
+pub fn write_txn_markers(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes) -> Reply {
+    let request: WriteTxnMarkersRequest = decode_or_answer!(ctx, body);
+    let version = ctx.version;
+    let broker = broker.clone();
+    Reply::Apply(Box::pin(async move {
+        let mut markers = Vec::with_capacity(request.markers.len());
+        for m in request.markers {
+            let marker = Marker {
+                commit: m.transaction_result,
+                coordinator_epoch: m.coordinator_epoch,
+            };
+            let mut topics = Vec::with_capacity(m.topics.len());
+            for t in m.topics {
+                let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+                for p in t.partition_indexes {
+                    let code = write_one_marker(
+                        &broker,
+                        t.name.to_string(),
+                        p,
+                        m.producer_id.0,
+                        m.producer_epoch,
+                        marker,
+                    )
+                    .await;
+                    if let Err(e) = code {
+                        tracing::info!(
+                            topic = %t.name.as_str(),
+                            partition = p,
+                            producer_id = m.producer_id.0,
+                            error = ?e,
+                            "WriteTxnMarkers refused"
+                        );
+                    }
+                    partitions.push(
+                        WritableTxnMarkerPartitionResult::default()
+                            .with_partition_index(p)
+                            .with_error_code(code.err().map_or(0, |e| e.code())),
+                    );
+                }
+                topics.push(
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(t.name)
+                        .with_partitions(partitions),
+                );
+            }
+            markers.push(
+                WritableTxnMarkerResult::default()
+                    .with_producer_id(m.producer_id)
+                    .with_topics(topics),
+            );
+        }
+        encode(
+            &WriteTxnMarkersResponse::default().with_markers(markers),
+            version,
+        )
+    }))
+}
+
+/// One marker at one partition: written off the reactor, then synced when the partition syncs
+/// what acks=all acknowledges.
+async fn write_one_marker(
+    broker: &Arc<Broker>,
+    topic: String,
+    partition: i32,
+    producer_id: i64,
+    epoch: i16,
+    marker: Marker,
+) -> Result<(), ResponseError> {
+    let writer = broker.clone();
+    let written =
+        blocking(move || writer.write_txn_marker(&topic, partition, producer_id, epoch, marker))
+            .await;
+    let (log, info) = match written {
+        None => return Err(ResponseError::UnknownServerError),
+        Some(None) => return Err(ResponseError::UnknownTopicOrPartition),
+        Some(Some(Err(e))) => return Err(errors::append_error(&e)),
+        Some(Some(Ok(written))) => written,
+    };
+    if !info.fsync_acks_all {
+        return Ok(());
+    }
+    match broker.logs.flusher().flush(log, info.next_offset).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(ResponseError::KafkaStorageError),
+    }
 }

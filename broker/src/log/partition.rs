@@ -495,7 +495,9 @@ impl PartitionLog {
         if let Some(reason) = &state.offline {
             return Err(AppendError::Offline(reason.clone()));
         }
-        state.producers.check_marker(producer_id, epoch)?;
+        state
+            .producers
+            .check_marker(producer_id, epoch, marker.coordinator_epoch)?;
         let info = AppendInfo {
             base_offset: state.log_end_offset,
             next_offset: state.log_end_offset,
@@ -539,7 +541,11 @@ impl PartitionLog {
         }
         state.log_end_offset = header.last_offset() + 1;
         match marker {
-            Some(marker) => state.producers.record_marker(&header, marker.commit),
+            Some(marker) => {
+                state
+                    .producers
+                    .record_marker(&header, marker.commit, marker.coordinator_epoch)
+            }
             None => state.producers.record(&header),
         }
         state.messages_since_flush += i64::from(header.record_count);

@@ -39,6 +39,14 @@ pub enum SequenceError {
     /// "Expected transactional write from producer", INVALID_TXN_STATE).
     #[error("producer {producer_id} has a transaction open at offset {first_offset}")]
     TransactionOpen { producer_id: i64, first_offset: i64 },
+    /// A marker from a coordinator older than the one that wrote the producer's last marker
+    /// here (Kafka's TRANSACTION_COORDINATOR_FENCED).
+    #[error("producer {producer_id}: a marker of coordinator epoch {coordinator_epoch} after one of epoch {current}")]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +58,25 @@ struct BatchMetadata {
     max_timestamp: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
     /// The first offset of the producer's transaction open in this partition.
     txn_first_offset: Option<i64>,
+    /// The coordinator epoch of the last marker written for the producer here (-1: none).
+    coordinator_epoch: i32,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> ProducerEntry {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            txn_first_offset: None,
+            coordinator_epoch: -1,
+        }
+    }
 }
 
 /// A transaction whose abort marker is in the log: read_committed consumers skip its records.
@@ -93,8 +114,13 @@ pub struct ProducerStateManager {
 pub struct ProducerSummary {
     pub producer_id: i64,
     pub epoch: i16,
+    /// -1 when no batch of the producer is remembered (only a marker).
     pub last_sequence: i32,
     pub last_timestamp: i64,
+    /// The coordinator epoch of the producer's last marker here, -1 if none.
+    pub coordinator_epoch: i32,
+    /// The first offset of the producer's transaction open here.
+    pub txn_start_offset: Option<i64>,
 }
 
 impl ProducerStateManager {
@@ -103,14 +129,16 @@ impl ProducerStateManager {
         let mut out: Vec<ProducerSummary> = self
             .producers
             .iter()
-            .filter_map(|(id, entry)| {
-                let last = entry.batches.back()?;
-                Some(ProducerSummary {
+            .map(|(id, entry)| {
+                let last = entry.batches.back();
+                ProducerSummary {
                     producer_id: *id,
                     epoch: entry.epoch,
-                    last_sequence: last.last_sequence,
-                    last_timestamp: last.max_timestamp,
-                })
+                    last_sequence: last.map_or(-1, |b| b.last_sequence),
+                    last_timestamp: last.map_or(-1, |b| b.max_timestamp),
+                    coordinator_epoch: entry.coordinator_epoch,
+                    txn_start_offset: entry.txn_first_offset,
+                }
             })
             .collect();
         out.sort_by_key(|p| p.producer_id);
@@ -148,26 +176,40 @@ impl ProducerStateManager {
     }
 
     /// Checks a marker the coordinator is about to write: a marker for an older epoch than the
-    /// producer's is refused (it comes from a fenced coordinator or a stale request).
-    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+    /// producer's is refused (a stale request), as is one from an older coordinator than the
+    /// last marker's (a fenced coordinator).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), SequenceError> {
         match self.producers.get(&producer_id) {
             Some(entry) if epoch < entry.epoch => Err(SequenceError::InvalidProducerEpoch {
                 producer_id,
                 epoch,
                 current: entry.epoch,
             }),
+            Some(entry) if coordinator_epoch < entry.coordinator_epoch => {
+                Err(SequenceError::CoordinatorFenced {
+                    producer_id,
+                    coordinator_epoch,
+                    current: entry.coordinator_epoch,
+                })
+            }
             _ => Ok(()),
         }
     }
 
     /// Records a marker now in the log at `offset`: the producer's open transaction here ends,
     /// and an abort is remembered for read_committed fetches.
-    pub fn record_marker(&mut self, batch: &BatchHeader, commit: bool) {
+    pub fn record_marker(&mut self, batch: &BatchHeader, commit: bool, coordinator_epoch: i32) {
         let entry = self.producers.entry(batch.producer_id).or_default();
         if batch.producer_epoch != entry.epoch {
             entry.epoch = batch.producer_epoch;
             entry.batches.clear();
         }
+        entry.coordinator_epoch = coordinator_epoch;
         let Some(first_offset) = entry.txn_first_offset.take() else {
             // The partition was added to the transaction but nothing was written to it.
             return;

@@ -300,7 +300,7 @@ impl Segment {
                 // whole.
                 let whole = read_at(&segment.log, position, header.size)?;
                 if let Some(marker) = super::marker::parse(&whole) {
-                    producers.record_marker(&header, marker.commit);
+                    producers.record_marker(&header, marker.commit, marker.coordinator_epoch);
                 }
             } else {
                 producers.record(&header);

@@ -348,11 +348,13 @@ impl TxnCoordinator {
                         }
                         break;
                     }
-                    Some(Err(AppendError::Sequence(SequenceError::InvalidProducerEpoch {
-                        ..
-                    }))) => {
-                        // The producer moved on to a newer epoch here: this transaction
-                        // already ended in this partition.
+                    Some(Err(AppendError::Sequence(
+                        SequenceError::InvalidProducerEpoch { .. }
+                        | SequenceError::CoordinatorFenced { .. },
+                    ))) => {
+                        // The producer moved on to a newer epoch here, or a newer coordinator
+                        // (an administrator's WriteTxnMarkers) ended the transaction: it already
+                        // ended in this partition.
                         break;
                     }
                     Some(Err(e)) => {
