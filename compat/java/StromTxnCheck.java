@@ -13,7 +13,9 @@
 //   - the group's committed offsets are the input's log end offsets;
 //   - a second producer with the same transactional.id fences the first (ProducerFencedException
 //     on its next transactional call);
-//   - AdminClient listTransactions/describeTransactions show the id, CompleteCommit.
+//   - AdminClient listTransactions/describeTransactions show the id, CompleteCommit;
+//   - a transaction left open is found with describeProducers and ended with abortTransaction
+//     (as `kafka-transactions.sh abort`): the partition is stable, the record aborted.
 // Exit codes: 0 success, 1 verification failure or client error, 2 usage, 3 timeout.
 
 import java.time.Duration;
@@ -26,9 +28,11 @@ import java.util.Properties;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 
+import org.apache.kafka.clients.admin.AbortTransactionSpec;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.TransactionDescription;
 import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -235,6 +239,40 @@ public class StromTxnCheck {
                 .description(txnId).get(30, TimeUnit.SECONDS);
             check(d.state() == org.apache.kafka.clients.admin.TransactionState.COMPLETE_COMMIT,
                 "describeTransactions: " + d.state() + ", producer " + d.producerId() + " epoch " + d.producerEpoch());
+
+            // A hanging transaction ended by an administrator, as `kafka-transactions.sh abort`
+            // does it: describeProducers finds the open transaction's start offset, and
+            // abortTransaction writes the abort marker at that partition.
+            TopicPartition hangingTp = new TopicPartition(out, 1);
+            KafkaProducer<String, String> hanging = producer(bootstrap, txnId + "-hanging");
+            hanging.initTransactions();
+            hanging.beginTransaction();
+            long hangingOffset = hanging.send(new ProducerRecord<>(out, 1, null, "HANGING"))
+                .get(30, TimeUnit.SECONDS).offset();
+            ProducerState open = admin.describeProducers(Collections.singleton(hangingTp))
+                .partitionResult(hangingTp).get(30, TimeUnit.SECONDS).activeProducers().stream()
+                .filter(s -> s.currentTransactionStartOffset().isPresent())
+                .findFirst().orElse(null);
+            check(open != null && open.currentTransactionStartOffset().getAsLong() == hangingOffset,
+                "describeProducers shows the open transaction at offset " + hangingOffset);
+            admin.abortTransaction(new AbortTransactionSpec(hangingTp, open.producerId(),
+                (short) open.producerEpoch(), open.coordinatorEpoch().orElse(0)))
+                .all().get(30, TimeUnit.SECONDS);
+            long stable;
+            long end;
+            try (KafkaConsumer<String, String> c = consumer(bootstrap, out + "-lso", "read_committed")) {
+                stable = c.endOffsets(Collections.singleton(hangingTp)).get(hangingTp);
+            }
+            try (KafkaConsumer<String, String> c = consumer(bootstrap, out + "-leo", "read_uncommitted")) {
+                end = c.endOffsets(Collections.singleton(hangingTp)).get(hangingTp);
+            }
+            check(stable == end && end > hangingOffset,
+                "after abortTransaction the partition is stable (LSO " + stable + ", end " + end + ")");
+            List<String> afterAbort = readAll(bootstrap, out, "read_committed", RECORDS + 1, deadline);
+            check(!afterAbort.contains("HANGING") && afterAbort.contains("SECOND"),
+                "read_committed does not see the aborted record");
+            hanging.abortTransaction();
+            hanging.close(Duration.ofSeconds(5));
         }
         System.out.println("OK");
     }
