@@ -11,6 +11,10 @@
 //!    offsets, timestamps, producer fields and codec. Tombstones go once their segment is older
 //!    than `delete.retention.ms`; keyless records go. The last batch of each idempotent producer
 //!    is kept whole so its sequence state survives a restart. The file is fsynced.
+//!    Transactions: only segments wholly below the first open transaction are cleaned, so every
+//!    transactional batch there is decided. Committed transactional records are compacted like
+//!    any other; aborted ones shadow nothing and are removed (whole batches, as Kafka discards
+//!    them). Markers are kept: a restart rebuilds the producers' transaction state from them.
 //! 4. Under the lock, if the segment is still there, rename the cleaned file over the segment
 //!    (atomic), sync the directory and swap the in-memory segment. A segment left empty is
 //!    deleted instead, except the first: its base offset is the log start offset, which
@@ -30,7 +34,7 @@ use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, R
 
 use super::batch::BatchHeader;
 use super::partition::PartitionLog;
-use super::segment::{file_stem, read_at, SegmentSlice};
+use super::segment::{file_stem, read_at, Cleanable, SegmentSlice};
 
 /// What a pass did, for the log line and the tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -127,22 +131,48 @@ pub fn clean(
     now_ms: i64,
     throttle: &mut Throttle,
 ) -> io::Result<Option<CleanStats>> {
-    let Some((config, segments)) = log.cleanable_segments(now_ms) else {
+    let Some(Cleanable {
+        config,
+        segments,
+        aborted,
+    }) = log.cleanable_segments(now_ms)
+    else {
         return Ok(None);
     };
     let limit = super::records::decompressed_limit(config.max_message_bytes);
-    // Pass 1: the last offset of every key, and the last batch of every producer.
+    // Every transaction here is decided (the segments end below the first open one): a
+    // transactional batch is aborted when an aborted transaction of its producer spans it.
+    let mut aborted_of: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for t in &aborted {
+        aborted_of
+            .entry(t.producer_id)
+            .or_default()
+            .push((t.first_offset, t.last_offset));
+    }
+    let is_aborted = |header: &BatchHeader| {
+        header.is_transactional()
+            && !header.is_control()
+            && aborted_of.get(&header.producer_id).is_some_and(|spans| {
+                spans
+                    .iter()
+                    .any(|(first, last)| (*first..=*last).contains(&header.base_offset))
+            })
+    };
+    // Pass 1: the last offset of every key, and the last data batch of every producer.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
     let mut last_batch_of_producer: HashMap<i64, i64> = HashMap::new();
     for segment in &segments {
         for_each_batch(&segment.slice, |header, bytes| {
             throttle.account(bytes.len())?;
+            if header.is_control() {
+                // Markers are not keyed records and are kept (pass 2).
+                return Ok(());
+            }
             if header.producer_id >= 0 {
                 last_batch_of_producer.insert(header.producer_id, header.base_offset);
             }
-            if header.is_transactional() {
-                // Transactional records may yet be aborted, and markers are not keyed
-                // records: neither shadows anything, and both are kept (pass 2).
+            if is_aborted(header) {
+                // Aborted records shadow nothing; they are removed (pass 2).
                 return Ok(());
             }
             for record in decode(&bytes, limit)?.records {
@@ -165,8 +195,18 @@ pub fn clean(
         let mut removed = 0u64;
         for_each_batch(&segment.slice, |header, bytes| {
             throttle.account(bytes.len())?;
-            if header.is_transactional() {
+            let producer_tail = header.producer_id >= 0
+                && last_batch_of_producer.get(&header.producer_id) == Some(&header.base_offset);
+            if header.is_control() {
                 out.extend_from_slice(&bytes);
+                return Ok(());
+            }
+            if is_aborted(header) {
+                if producer_tail {
+                    out.extend_from_slice(&bytes);
+                } else {
+                    removed += u64::try_from(header.record_count).unwrap_or(0);
+                }
                 return Ok(());
             }
             let RecordSet {
@@ -181,8 +221,6 @@ pub fn clean(
                     && !(r.value.is_none() && drop_tombstones)
             };
             let kept = records.iter().filter(|r| keep(r)).count();
-            let producer_tail = header.producer_id >= 0
-                && last_batch_of_producer.get(&header.producer_id) == Some(&header.base_offset);
             if kept == records.len() || producer_tail {
                 out.extend_from_slice(&bytes);
                 return Ok(());
@@ -297,19 +335,33 @@ mod tests {
 
     /// One batch of (key, value) records; `None` values are tombstones.
     fn batch(records: &[(String, Option<String>)], ts: i64, compression: Compression) -> Bytes {
+        batch_from(records, ts, compression, None)
+    }
+
+    /// A batch of a transactional producer `(id, base sequence)` at epoch 0.
+    fn txn_batch(records: &[(String, Option<String>)], producer: (i64, i32)) -> Bytes {
+        batch_from(records, 1_000, Compression::None, Some(producer))
+    }
+
+    fn batch_from(
+        records: &[(String, Option<String>)],
+        ts: i64,
+        compression: Compression,
+        producer: Option<(i64, i32)>,
+    ) -> Bytes {
         let records: Vec<Record> = records
             .iter()
             .enumerate()
             .map(|(i, (k, v))| Record {
-                transactional: false,
+                transactional: producer.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: producer.map_or(-1, |p| p.0),
+                producer_epoch: if producer.is_some() { 0 } else { -1 },
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: i as i32 - 1,
+                sequence: producer.map_or(-1, |p| p.1) + i as i32,
                 timestamp: ts,
                 key: Some(Bytes::from(k.clone())),
                 value: v.clone().map(Bytes::from),
@@ -572,6 +624,98 @@ mod tests {
         assert_eq!(header.max_timestamp, 5_000);
         crate::log::batch::validate_stored(&first[..header.size])?;
         assert_eq!(log.offset_for_timestamp(4_000)?, Some((0, 5_000)));
+        Ok(())
+    }
+
+    /// Transactions on a compacted topic: committed records are compacted like others, aborted
+    /// ones shadow nothing and are removed, markers stay, and nothing from the first open
+    /// transaction on is touched. A reopen rebuilds the same transaction state.
+    #[test]
+    fn aborted_records_go_committed_ones_compact_and_open_ones_wait() -> anyhow::Result<()> {
+        use crate::log::marker::Marker;
+        let dir = tempfile::tempdir()?;
+        let tp = TopicPartition::new("c", 0);
+        let log = PartitionLog::open(dir.path(), tp.clone(), config(), 0, 0)?;
+        let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+        let commit = Marker {
+            commit: true,
+            coordinator_epoch: 0,
+        };
+        let abort = Marker {
+            commit: false,
+            coordinator_epoch: 0,
+        };
+        // Producer 7: committed k1=c1 k2=c2; aborted k1=a1 k3=a3; committed k5=c5 (its last).
+        log.append(&txn_batch(&[kv("k1", "c1"), kv("k2", "c2")], (7, 0)), 1_000)?;
+        log.append_marker(7, 0, commit, 1_000)?;
+        let aborted_at = log
+            .append(&txn_batch(&[kv("k1", "a1"), kv("k3", "a3")], (7, 2)), 1_000)?
+            .base_offset;
+        log.append_marker(7, 0, abort, 1_000)?;
+        log.append(&txn_batch(&[kv("k5", "c5")], (7, 4)), 1_000)?;
+        log.append_marker(7, 0, commit, 1_000)?;
+        // A plain write shadows the committed k2.
+        log.append(&batch(&[kv("k2", "p2")], 1_000, Compression::None), 1_000)?;
+        let filler = |from: usize| -> anyhow::Result<()> {
+            for i in from..from + 6 {
+                log.append(
+                    &batch(
+                        &[kv(&format!("z{i}"), &"x".repeat(100))],
+                        1_000,
+                        Compression::None,
+                    ),
+                    1_000,
+                )?;
+            }
+            Ok(())
+        };
+        filler(0)?;
+        // Producer 8's transaction stays open; after it, k9 twice.
+        let open_at = log
+            .append(&txn_batch(&[kv("k4", "o4")], (8, 0)), 1_000)?
+            .base_offset;
+        log.append(
+            &batch(&[kv("k9", "first")], 1_000, Compression::None),
+            1_000,
+        )?;
+        log.append(
+            &batch(&[kv("k9", "second")], 1_000, Compression::None),
+            1_000,
+        )?;
+        filler(10)?;
+        assert!(log.segment_count() > 4);
+        let stats = clean(
+            &log,
+            1_100,
+            &mut Throttle::new(f64::INFINITY, tokio::sync::watch::channel(false).1),
+        )?
+        .expect("due");
+        assert_eq!(stats.records_removed, 3, "a1, a3 and c2: {stats:?}");
+        let check = |log: &PartitionLog| -> anyhow::Result<()> {
+            let values: Vec<String> = read_all(log)
+                .into_iter()
+                .filter(|(_, k, _)| k.starts_with('k'))
+                .filter_map(|(_, k, v)| Some(format!("{k}={}", v?)))
+                .collect();
+            assert_eq!(
+                values,
+                ["k1=c1", "k5=c5", "k2=p2", "k4=o4", "k9=first", "k9=second"],
+                "committed k1 survives the aborted k1; nothing after the open transaction moves"
+            );
+            assert_eq!(log.offsets().last_stable_offset, open_at);
+            // Listed until a restart, which finds none of its records (nothing to skip).
+            let listed = log.read_committed(0, 1 << 20)?.1;
+            assert!(
+                listed.iter().all(|t| t.first_offset == aborted_at),
+                "{listed:?}"
+            );
+            assert_eq!(log.open_transaction(8), Some(open_at));
+            assert_eq!(log.open_transaction(7), None);
+            Ok(())
+        };
+        check(&log)?;
+        drop(log);
+        check(&PartitionLog::open(dir.path(), tp, config(), 0, 0)?)?;
         Ok(())
     }
 }

@@ -862,22 +862,28 @@ impl PartitionLog {
 
     /// The closed segments the cleaner may compact now, oldest first, when the partition is
     /// due (see `LogConfig::cleaning_due`).
-    pub fn cleanable_segments(
-        &self,
-        now_ms: i64,
-    ) -> Option<(Arc<LogConfig>, Vec<super::segment::CleanableSegment>)> {
+    pub fn cleanable_segments(&self, now_ms: i64) -> Option<super::segment::Cleanable> {
         let state = self.lock();
         if state.deleted || state.offline.is_some() || !state.config.compact {
             return None;
         }
         let config = state.config.clone();
-        let count = state.segments.len();
-        let candidates: Vec<super::segment::CleanableSegment> = state
-            .segments
-            .values()
-            .take(count.saturating_sub(1))
-            .take_while(|s| now_ms.saturating_sub(s.max_timestamp) >= config.min_compaction_lag_ms)
-            .map(|s| super::segment::CleanableSegment {
+        // Only what lies wholly below the first open transaction: every transactional batch
+        // there is decided (committed or aborted), as Kafka's first uncleanable offset.
+        let stable_end = state
+            .producers
+            .first_unstable_offset()
+            .unwrap_or(state.log_end_offset);
+        let segments: Vec<&Segment> = state.segments.values().collect();
+        let candidates: Vec<super::segment::CleanableSegment> = segments
+            .windows(2)
+            .map(|w| w[0])
+            .zip(segments.iter().skip(1).map(|next| next.base_offset))
+            .take_while(|(s, next_base)| {
+                now_ms.saturating_sub(s.max_timestamp) >= config.min_compaction_lag_ms
+                    && *next_base <= stable_end
+            })
+            .map(|(s, _)| super::segment::CleanableSegment {
                 base_offset: s.base_offset,
                 size: s.size,
                 max_timestamp: s.max_timestamp,
@@ -890,9 +896,19 @@ impl PartitionLog {
             .filter(|s| s.base_offset >= state.cleaned_up_to)
             .map(|s| s.size)
             .sum();
+        let end = candidates
+            .last()
+            .and_then(|last| state.segments.range(last.base_offset + 1..).next())
+            .map_or(0, |(base, _)| *base);
+        let first = candidates.first().map_or(0, |s| s.base_offset);
+        let aborted = state.producers.aborted_between(first, end);
         config
             .cleaning_due(dirty, total)
-            .then_some((config, candidates))
+            .then_some(super::segment::Cleanable {
+                config,
+                segments: candidates,
+                aborted,
+            })
     }
 
     /// Puts a cleaned segment in place of the one at `base_offset`, if that one is still there

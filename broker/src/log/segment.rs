@@ -489,6 +489,15 @@ impl Segment {
     }
 }
 
+/// What the cleaner may compact in one pass: the closed segments old enough and wholly below the
+/// first open transaction, and the aborted transactions with records among them.
+#[derive(Debug)]
+pub struct Cleanable {
+    pub config: Arc<crate::config::LogConfig>,
+    pub segments: Vec<CleanableSegment>,
+    pub aborted: Vec<super::producer_state::AbortedTxn>,
+}
+
 /// A closed segment handed to the cleaner.
 #[derive(Debug, Clone)]
 pub struct CleanableSegment {
