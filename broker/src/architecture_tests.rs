@@ -1,6 +1,7 @@
 //! The dependency rules of docs/ARCHITECTURE.md, checked on the source: a forbidden import
 //! (`crate::<room>` from a room that may not use it, wire types in a domain room, the storage
-//! engine reaching back into its cleaner) fails this test.
+//! engine reaching back into its cleaner, a handler or coordinator driving the flusher instead
+//! of the replica layer) fails this test.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,12 @@ const DOMAIN_ROOMS: &[&str] = &[
 /// Inside `log/`, only these files may name the cleaner: the cleaner drives partitions, never
 /// the other way round.
 const MAY_NAME_THE_CLEANER: &[&str] = &["log/cleaner.rs", "log/mod.rs"];
+
+/// Outside `log/`, writes wait through the replica layer (`log/replica.rs`), never on the
+/// flusher: that is where replication will decide when a write is committed.
+fn may_name_the_flusher(relative: &str) -> bool {
+    relative.starts_with("log/")
+}
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
@@ -105,6 +112,11 @@ fn rooms_import_only_what_the_rules_allow() -> Result<(), Box<dyn std::error::Er
             }
             if DOMAIN_ROOMS.contains(&room) && line.contains("kafka_protocol::messages") {
                 broken.push(format!("{relative}:{}: wire types in {room}", number + 1));
+            }
+            if !may_name_the_flusher(&relative)
+                && (line.contains("Flusher") || line.contains("flusher::"))
+            {
+                broken.push(format!("{relative}:{}: names the flusher", number + 1));
             }
             if room == "log"
                 && !MAY_NAME_THE_CLEANER.contains(&relative.as_str())

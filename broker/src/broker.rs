@@ -356,7 +356,7 @@ impl Broker {
         Ok(GroupCoordinator::new(
             self.config.group.clone(),
             logs,
-            self.logs.flusher().clone(),
+            self.logs.replicas().clone(),
             self.clock.clone(),
         ))
     }
@@ -475,7 +475,7 @@ impl Broker {
                 id_expiration_ms: self.config.txn.id_expiration_ms,
             },
             logs,
-            self.logs.flusher().clone(),
+            self.logs.replicas().clone(),
             self.clock.clone(),
             write_marker,
             allocate,
@@ -533,7 +533,7 @@ impl Broker {
         let now_ms = self.clock.now_ms();
         for log in self.logs.all() {
             if let Some(up_to) = log.flush_due_by_time(now_ms) {
-                self.logs.flusher().flush_in_background(log, up_to);
+                self.logs.replicas().flush_in_background(log, up_to);
             }
         }
     }

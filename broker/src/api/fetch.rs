@@ -11,10 +11,10 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
-use tokio::sync::watch;
 
 use super::{decode, encode, errors, legacy, Reply, RequestContext, ResponseBody};
 use crate::broker::Broker;
+use crate::log::replica::DataWatch;
 use crate::log::{message_set, records, PartitionLog};
 
 /// Kafka's `fetch.max.bytes` default: a ceiling on one response whatever the client asks.
@@ -121,14 +121,12 @@ fn serve(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRequest, lega
         .min(FETCH_MAX_BYTES);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_wait = Duration::from_millis(request.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
-    let receivers: Vec<watch::Receiver<i64>> = targets
-        .iter()
-        .filter_map(|t| t.log.as_ref().map(|l| l.subscribe()))
-        .collect();
+    // Watched from before the read: an append between the read and the wait wakes it.
+    let mut watch = DataWatch::new(targets.iter().filter_map(|t| t.log.as_ref()));
     // Reads are page-cache reads done right here: handing them to the blocking pool cost
     // more broker CPU per record than it saved (see docs/ARCHITECTURE.md, Known limits).
     let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
-    if bytes >= min_bytes || failed || max_wait.is_zero() || receivers.is_empty() {
+    if bytes >= min_bytes || failed || max_wait.is_zero() || watch.is_empty() {
         count_bytes_out(broker, &response, &targets);
         return Reply::Now(finish(response, &targets, max_bytes, version, legacy));
     }
@@ -137,17 +135,9 @@ fn serve(broker: &Arc<Broker>, ctx: &RequestContext, request: FetchRequest, lega
     let mut stopping = broker.stop_signal();
     let broker = broker.clone();
     Reply::Wait(Box::pin(async move {
-        let mut receivers = receivers;
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
-            let changed = futures_util::future::select_all(
-                receivers.iter_mut().map(|r| Box::pin(r.changed())),
-            );
-            let timed_out = tokio::select! {
-                _ = changed => false,
-                _ = tokio::time::sleep_until(deadline) => true,
-                _ = stopping.wait_for(|stop| *stop) => true,
-            };
+            let timed_out = !watch.changed_before(deadline, &mut stopping).await;
             let (bytes, failed) = read_all(&mut response, &targets, max_bytes);
             if timed_out || failed || bytes >= min_bytes {
                 count_bytes_out(&broker, &response, &targets);

@@ -16,6 +16,7 @@ use crate::broker::Broker;
 use crate::config::is_internal_topic;
 use crate::log::batch::BatchHeader;
 use crate::log::partition::AppendError;
+use crate::log::replica::Acks;
 use crate::log::PartitionLog;
 use crate::log::{message_set, records};
 use crate::txn::state::TxnError;
@@ -106,18 +107,13 @@ fn produce(
                             .with_base_offset(info.base_offset)
                             .with_log_append_time_ms(info.log_append_time_ms)
                             .with_log_start_offset(info.log_start_offset);
-                        if acks == -1 && info.fsync_acks_all {
-                            waits.push((
-                                partitions.len(),
-                                responses.len(),
-                                log.clone(),
-                                info.next_offset,
-                            ));
-                        } else if info.flush_due {
-                            broker
-                                .logs
-                                .flusher()
-                                .flush_in_background(log.clone(), info.next_offset);
+                        let pending = broker.logs.replicas().acknowledge(
+                            &log,
+                            &info,
+                            Acks::from_request(acks),
+                        );
+                        if !pending.is_done() {
+                            waits.push((partitions.len(), responses.len(), pending));
                         }
                         Ok(())
                     }
@@ -182,15 +178,10 @@ fn produce(
     if waits.is_empty() {
         return Reply::Now(write(&response, version));
     }
-    let receivers: Vec<_> = waits
-        .into_iter()
-        .map(|(p, t, log, up_to)| (p, t, broker.logs.flusher().flush(log, up_to)))
-        .collect();
     Reply::Wait(Box::pin(async move {
         let mut response = response;
-        for (partition, topic, receiver) in receivers {
-            let ok = matches!(receiver.await, Ok(Ok(())));
-            if !ok {
+        for (partition, topic, pending) in waits {
+            if !pending.wait().await {
                 let entry = &mut response.responses[topic].partition_responses[partition];
                 entry.error_code = ResponseError::KafkaStorageError.code();
                 entry.base_offset = -1;

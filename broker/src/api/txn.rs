@@ -39,6 +39,7 @@ use crate::broker::Broker;
 use crate::config::OFFSETS_TOPIC;
 use crate::group::state::{CommitOffset, CommitRequest};
 use crate::log::marker::Marker;
+use crate::log::replica::Acks;
 use crate::txn::coordinator::TxnCoordinator;
 use crate::txn::state::{TxnError, TxnPartition, TxnState};
 
@@ -503,8 +504,7 @@ pub fn write_txn_markers(broker: &Arc<Broker>, ctx: &RequestContext, body: Bytes
     }))
 }
 
-/// One marker at one partition: written off the reactor, then synced when the partition syncs
-/// what acks=all acknowledges.
+/// One marker at one partition: written off the reactor, then acknowledged as acks=all is.
 async fn write_one_marker(
     broker: &Arc<Broker>,
     topic: String,
@@ -523,11 +523,15 @@ async fn write_one_marker(
         Some(Some(Err(e))) => return Err(errors::append_error(&e)),
         Some(Some(Ok(written))) => written,
     };
-    if !info.fsync_acks_all {
-        return Ok(());
-    }
-    match broker.logs.flusher().flush(log, info.next_offset).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(ResponseError::KafkaStorageError),
+    if broker
+        .logs
+        .replicas()
+        .acknowledge(&log, &info, Acks::All)
+        .wait()
+        .await
+    {
+        Ok(())
+    } else {
+        Err(ResponseError::KafkaStorageError)
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Every call runs the state machine and appends the records it returns to the shard's log
 //! under the same lock, so the log holds them in the order the state changed. Responses are
-//! delivered only once those records are durable (after the flusher's fsync when acks=-1 writes
-//! are fsynced). Waiting JoinGroup and SyncGroup requests are oneshot channels keyed by the
+//! delivered only once the replica layer has them committed (as acks=-1 writes: fsynced).
+//! Waiting JoinGroup and SyncGroup requests are oneshot channels keyed by the
 //! `RequestId` the state machine knows them by. Deliveries that wait for an fsync run in their
 //! own task, so a client that disconnects cannot strand the answers owed to other members.
 
@@ -26,7 +26,7 @@ use super::state::{
 };
 use crate::clock::Clock;
 use crate::config::GroupConfig;
-use crate::log::{Flusher, PartitionLog};
+use crate::log::{PartitionLog, Replicas};
 
 /// Bytes read from the offsets topic per step while loading.
 const LOAD_READ_BYTES: usize = 1 << 20;
@@ -55,14 +55,14 @@ struct Delivery {
 
 impl Delivery {
     /// Sends now if nothing waits for an fsync; otherwise in a task of its own.
-    fn send(self, flusher: &Flusher) {
+    fn send(self, replicas: &Replicas) {
         match self.durable {
             None => deliver(self.answers, self.failed),
             Some((log, up_to)) => {
-                let receiver = flusher.flush(log, up_to);
+                let pending = replicas.committed(log, up_to);
                 let answers = self.answers;
                 tokio::spawn(async move {
-                    let ok = matches!(receiver.await, Ok(Ok(())));
+                    let ok = pending.wait().await;
                     if !ok {
                         tracing::error!("the offsets topic could not be synced");
                     }
@@ -73,11 +73,10 @@ impl Delivery {
     }
 
     /// Waits for durability; `false` if the write failed.
-    async fn wait(self, flusher: &Flusher) -> bool {
+    async fn wait(self, replicas: &Replicas) -> bool {
         let mut ok = !self.failed;
         if let Some((log, up_to)) = self.durable {
-            let receiver = flusher.flush(log, up_to);
-            ok &= matches!(receiver.await, Ok(Ok(())));
+            ok &= replicas.committed(log, up_to).wait().await;
         }
         deliver(self.answers, !ok);
         ok
@@ -113,7 +112,7 @@ pub type CommitErrors = Vec<(String, i32, GroupError)>;
 pub struct GroupCoordinator {
     shards: Vec<Mutex<Shard>>,
     clock: Arc<dyn Clock>,
-    flusher: Flusher,
+    replicas: Replicas,
     next_request_id: AtomicU64,
 }
 
@@ -123,7 +122,7 @@ impl GroupCoordinator {
     pub fn new(
         config: GroupConfig,
         logs: Vec<Arc<PartitionLog>>,
-        flusher: Flusher,
+        replicas: Replicas,
         clock: Arc<dyn Clock>,
     ) -> GroupCoordinator {
         let shards = logs
@@ -140,7 +139,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             shards,
             clock,
-            flusher,
+            replicas,
             next_request_id: AtomicU64::new(1),
         }
     }
@@ -234,7 +233,7 @@ impl GroupCoordinator {
                 let effects = shard.manager.join(self.clock.now_ms(), id, request);
                 let delivery = self.settle(&mut shard, effects);
                 drop(shard);
-                delivery.send(&self.flusher);
+                delivery.send(&self.replicas);
                 None
             }
         };
@@ -263,7 +262,7 @@ impl GroupCoordinator {
                 let effects = shard.manager.sync(self.clock.now_ms(), id, request);
                 let delivery = self.settle(&mut shard, effects);
                 drop(shard);
-                delivery.send(&self.flusher);
+                delivery.send(&self.replicas);
                 None
             }
         };
@@ -308,7 +307,7 @@ impl GroupCoordinator {
             let (result, effects) = shard.manager.leave(self.clock.now_ms(), group_id, members);
             (result, self.settle(&mut shard, effects))
         };
-        delivery.send(&self.flusher);
+        delivery.send(&self.replicas);
         result
     }
 
@@ -388,11 +387,11 @@ impl GroupCoordinator {
                 }
             }
         };
-        let flusher = self.flusher.clone();
+        let replicas = self.replicas.clone();
         let wait = async move {
             let (errors, durable) = applied?;
             if let Some((log, up_to)) = durable {
-                if !matches!(flusher.flush(log, up_to).await, Ok(Ok(()))) {
+                if !replicas.committed(log, up_to).wait().await {
                     return Err(GroupError::Storage);
                 }
             }
@@ -483,7 +482,7 @@ impl GroupCoordinator {
                 },
             )
         };
-        if delivery.wait(&self.flusher).await {
+        if delivery.wait(&self.replicas).await {
             Ok(())
         } else {
             Err(GroupError::Storage)
@@ -507,7 +506,7 @@ impl GroupCoordinator {
             );
             (results, delivery)
         };
-        if delivery.wait(&self.flusher).await {
+        if delivery.wait(&self.replicas).await {
             Ok(results)
         } else {
             Err(GroupError::Storage)
@@ -541,12 +540,12 @@ impl GroupCoordinator {
             };
             ok &= !delivery.failed;
             if let Some((log, up_to)) = delivery.durable {
-                syncs.push(self.flusher.flush(log, up_to));
+                syncs.push(self.replicas.committed(log, up_to));
             }
             deliver(delivery.answers, delivery.failed);
         }
         for sync in syncs {
-            ok &= matches!(sync.blocking_recv(), Ok(Ok(())));
+            ok &= sync.wait_blocking();
         }
         ok
     }
@@ -565,7 +564,7 @@ impl GroupCoordinator {
                 }
                 self.settle(&mut shard, effects)
             };
-            delivery.send(&self.flusher);
+            delivery.send(&self.replicas);
         }
     }
 }
@@ -773,7 +772,7 @@ mod tests {
         Ok(GroupCoordinator::new(
             GroupConfig::default(),
             partitions,
-            logs.flusher().clone(),
+            logs.replicas().clone(),
             clock,
         ))
     }
@@ -867,7 +866,7 @@ mod tests {
         let groups = Arc::new(GroupCoordinator::new(
             GroupConfig::default(),
             partitions.clone(),
-            crate::log::Flusher::start_with(slow_sync)?,
+            Replicas::start_with(slow_sync)?,
             clock,
         ));
         groups.load();

@@ -20,6 +20,7 @@ pub mod producer_state;
 pub mod records;
 #[cfg(test)]
 mod recovery_tests;
+pub mod replica;
 pub mod segment;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use uuid::Uuid;
 use crate::config::LogConfig;
 pub use flusher::Flusher;
 pub use partition::{PartitionLog, TopicPartition};
+pub use replica::Replicas;
 
 /// Descriptors a new partition keeps open: its active segment's `.log`, `.index` and
 /// `.timeindex`.
@@ -77,6 +79,7 @@ pub struct LogManager {
     /// a log is only ever reopened or removed by the incarnation that created it.
     logs: RwLock<HashMap<TopicPartition, Incarnation>>,
     flusher: Flusher,
+    replicas: Replicas,
     /// From the checkpoint read at start: segments below these offsets skip CRC validation.
     recovery_points: HashMap<TopicPartition, i64>,
     /// From the checkpoint read at start: log start offsets moved by DeleteRecords.
@@ -257,10 +260,12 @@ impl LogManager {
                 clean_shutdown,
             });
         }
+        let flusher = Flusher::start()?;
         Ok(LogManager {
             dirs: log_dirs,
             logs: RwLock::new(HashMap::new()),
-            flusher: Flusher::start()?,
+            replicas: Replicas::new(flusher.clone()),
+            flusher,
             recovery_points,
             log_start_offsets,
             _locks: locks,
@@ -322,8 +327,9 @@ impl LogManager {
         Ok(())
     }
 
-    pub fn flusher(&self) -> &Flusher {
-        &self.flusher
+    /// What writes wait for and how reads wait for data (see `replica.rs`).
+    pub fn replicas(&self) -> &Replicas {
+        &self.replicas
     }
 
     /// Opens (recovering) or creates the log of a partition of the topic `topic_id`. A

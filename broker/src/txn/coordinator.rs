@@ -25,7 +25,8 @@ use crate::codec::partition_for;
 use crate::log::marker::Marker;
 use crate::log::partition::{AppendError, AppendInfo};
 use crate::log::producer_state::SequenceError;
-use crate::log::{Flusher, PartitionLog};
+use crate::log::replica::Acks;
+use crate::log::{PartitionLog, Replicas};
 
 /// Bytes read from the transaction log per step while loading.
 const LOAD_READ_BYTES: usize = 1 << 20;
@@ -74,7 +75,7 @@ pub struct TxnCoordinator {
     shards: Vec<Mutex<Shard>>,
     limits: TxnLimits,
     clock: Arc<dyn Clock>,
-    flusher: Flusher,
+    replicas: Replicas,
     write_marker: MarkerWriter,
     allocate: IdAllocator,
 }
@@ -97,7 +98,7 @@ impl TxnCoordinator {
     pub fn new(
         limits: TxnLimits,
         logs: Vec<Arc<PartitionLog>>,
-        flusher: Flusher,
+        replicas: Replicas,
         clock: Arc<dyn Clock>,
         write_marker: MarkerWriter,
         allocate: IdAllocator,
@@ -116,7 +117,7 @@ impl TxnCoordinator {
             shards,
             limits,
             clock,
-            flusher,
+            replicas,
             write_marker,
             allocate,
         }
@@ -196,9 +197,9 @@ impl TxnCoordinator {
         let Some((log, up_to)) = durable else {
             return Ok(());
         };
-        match self.flusher.flush(log, up_to).await {
-            Ok(Ok(())) => Ok(()),
-            _ => {
+        match self.replicas.committed(log, up_to).wait().await {
+            true => Ok(()),
+            false => {
                 tracing::error!("the transaction log could not be synced");
                 Err(TxnError::NotAvailable)
             }
@@ -343,9 +344,7 @@ impl TxnCoordinator {
                     // The partition is gone (its topic deleted): it needs no marker.
                     None | Some(Err(AppendError::Deleted)) => break,
                     Some(Ok((log, info))) => {
-                        if info.fsync_acks_all {
-                            waits.push(self.flusher.flush(log, info.next_offset));
-                        }
+                        waits.push(self.replicas.acknowledge(&log, &info, Acks::All));
                         break;
                     }
                     Some(Err(AppendError::Sequence(
@@ -370,7 +369,7 @@ impl TxnCoordinator {
             }
         }
         for wait in waits {
-            if !matches!(wait.await, Ok(Ok(()))) {
+            if !wait.wait().await {
                 tracing::error!(
                     transactional_id = job.transactional_id,
                     "a transaction marker could not be synced; the transaction completes at the next start"
