@@ -247,6 +247,12 @@ impl ProducerStateManager {
                 first_offset,
             });
         }
+        if batch.base_sequence < 0 {
+            // Written by a coordinator (transactional offsets), never by a client (produce
+            // refuses such batches): the epoch is checked, sequences are not, as Kafka checks
+            // them for client appends only.
+            return Ok(SequenceCheck::Append);
+        }
         if batch.producer_epoch > entry.epoch {
             if batch.base_sequence != 0 {
                 return Err(SequenceError::OutOfOrderSequence {
@@ -332,6 +338,23 @@ mod tests {
             base_sequence: seq,
             record_count: count,
         }
+    }
+
+    /// A coordinator's batch (no sequence) from a producer's new epoch: the epoch is checked,
+    /// the missing sequence is not (the group coordinator's transactional offsets after a
+    /// restarted producer bumped its epoch were refused before).
+    #[test]
+    fn coordinator_batches_are_checked_by_epoch_only() {
+        let mut state = ProducerStateManager::default();
+        let first = batch(4, 0, -1, 1, 0);
+        assert_eq!(state.check(&first), Ok(SequenceCheck::Append));
+        state.record(&first);
+        assert_eq!(state.check(&batch(4, 1, -1, 1, 1)), Ok(SequenceCheck::Append));
+        state.record(&batch(4, 1, -1, 1, 1));
+        assert!(matches!(
+            state.check(&batch(4, 0, -1, 1, 2)),
+            Err(SequenceError::InvalidProducerEpoch { .. })
+        ));
     }
 
     #[test]
