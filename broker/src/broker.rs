@@ -53,149 +53,21 @@ pub struct Broker {
     endpoints: RwLock<BTreeMap<String, Endpoint>>,
 }
 
-/// Applies a topic's config overrides to the broker's log defaults.
-/// Kafka's bounds on numeric topic configs that Strom stores but does not act on
-/// (`LogConfig`'s validators); the ones it acts on are checked where they are parsed.
-fn kafka_range(key: &str) -> Option<fn(i64) -> bool> {
-    Some(match key {
-        "min.insync.replicas" | "max.compaction.lag.ms" => |v| v >= 1,
-        "segment.jitter.ms" | "flush.ms" | "file.delete.delay.ms" => |v| v >= 0,
-        "segment.index.bytes" => |v| (4..=i64::from(i32::MAX)).contains(&v),
-        "local.retention.ms" | "local.retention.bytes" => |v| v >= -2,
-        "compression.gzip.level" => |v| v == -1 || (1..=9).contains(&v),
-        "compression.lz4.level" => |v| (1..=17).contains(&v),
-        "compression.zstd.level" => |v| (-131_072..=22).contains(&v),
-        _ => return None,
-    })
-}
-
+/// Applies a topic's config overrides to the broker's log defaults, each checked as the catalog
+/// says (`config/catalog.rs`).
 pub fn log_config_for(
     defaults: &LogConfig,
     overrides: &BTreeMap<String, String>,
 ) -> Result<LogConfig, MetadataError> {
     let mut config = defaults.clone();
     for (key, value) in overrides {
-        let invalid = |reason: &str| MetadataError::InvalidConfig {
+        let invalid = |reason: String| MetadataError::InvalidConfig {
             key: key.clone(),
             value: value.clone(),
-            reason: reason.to_string(),
+            reason,
         };
-        let number = || {
-            value
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| invalid("not a number"))
-        };
-        match key.as_str() {
-            "segment.bytes" => {
-                config.segment_bytes = u64::try_from(number()?)
-                    .ok()
-                    .filter(|v| *v >= 14)
-                    .ok_or_else(|| invalid("must be at least 14"))?
-            }
-            "segment.ms" => {
-                config.segment_ms = Some(number()?)
-                    .filter(|v| *v >= 1)
-                    .ok_or_else(|| invalid("must be at least 1"))?
-            }
-            "retention.ms" => {
-                config.retention_ms = Some(number()?)
-                    .filter(|v| *v >= -1)
-                    .ok_or_else(|| invalid("must be at least -1"))?
-            }
-            "retention.bytes" => config.retention_bytes = number()?,
-            "index.interval.bytes" => {
-                config.index_interval_bytes =
-                    u64::try_from(number()?).map_err(|_| invalid("must be at least 0"))?
-            }
-            "flush.messages" => {
-                config.flush_messages = Some(number()?)
-                    .filter(|v| *v >= 1)
-                    .ok_or_else(|| invalid("must be at least 1"))?
-            }
-            "flush.ms" => {
-                config.flush_ms = Some(number()?)
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| invalid("must be at least 0"))?
-            }
-            "max.message.bytes" => {
-                config.max_message_bytes = i32::try_from(number()?)
-                    .ok()
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| invalid("must be between 0 and 2147483647"))?
-            }
-            "cleanup.policy" => {
-                // An empty list is valid in Kafka: neither retention nor compaction.
-                if !value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .all(|p| matches!(p, "delete" | "compact"))
-                {
-                    return Err(invalid("must be a list of 'delete' and 'compact'"));
-                }
-            }
-            "compression.type" => {
-                config.compression = match value.as_str() {
-                    "producer" => None,
-                    "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Some(value.clone()),
-                    _ => return Err(invalid("unknown compression type")),
-                }
-            }
-            "delete.retention.ms" => {
-                config.delete_retention_ms = Some(number()?)
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| invalid("must be at least 0"))?
-            }
-            "min.compaction.lag.ms" => {
-                config.min_compaction_lag_ms = Some(number()?)
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| invalid("must be at least 0"))?
-            }
-            "min.cleanable.dirty.ratio" => {
-                config.min_cleanable_dirty_ratio = value
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| (0.0..=1.0).contains(v))
-                    .ok_or_else(|| invalid("must be between 0 and 1"))?
-            }
-            "message.timestamp.before.max.ms" => {
-                config.timestamp_before_max_ms = Some(number()?)
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| invalid("must be at least 0"))?
-            }
-            "message.timestamp.after.max.ms" => {
-                config.timestamp_after_max_ms = Some(number()?)
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| invalid("must be at least 0"))?
-            }
-            "message.timestamp.difference.max.ms" => {
-                config.timestamp_difference_max_ms = Some(number()?)
-                    .filter(|v| *v >= 0)
-                    .ok_or_else(|| invalid("must be at least 0"))?
-            }
-            "message.timestamp.type" => {
-                config.log_append_time = match value.as_str() {
-                    "CreateTime" => false,
-                    "LogAppendTime" => true,
-                    _ => return Err(invalid("must be CreateTime or LogAppendTime")),
-                }
-            }
-            _ => {
-                match topic_config_def(key) {
-                    Some(def) if def.config_type.accepts(value) => {}
-                    Some(_) => return Err(invalid("not a value of the config's type")),
-                    None => return Err(invalid("unknown topic config")),
-                }
-                if let Some(allowed) = kafka_range(key) {
-                    let v = number()?;
-                    if !allowed(v) {
-                        return Err(invalid("out of the range Kafka allows"));
-                    }
-                }
-            }
-        }
+        let def = topic_config_def(key).ok_or_else(|| invalid("unknown topic config".into()))?;
+        crate::config::catalog::apply(&mut config, def, value).map_err(invalid)?;
     }
     // Cross-field rule of Kafka's `LogConfig.validateValues`.
     let lag = |key: &str, default: i64| {
@@ -214,11 +86,6 @@ pub fn log_config_for(
             value: min_lag.to_string(),
             reason: format!("conflicts with max.compaction.lag.ms {max_lag}"),
         });
-    }
-    if let Some(policy) = overrides.get("cleanup.policy") {
-        let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
-        config.compact = policies.contains(&"compact");
-        config.delete = policies.contains(&"delete");
     }
     if !config.delete {
         // A compacted-only topic (the offsets topic among them) never loses segments to

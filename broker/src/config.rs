@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub mod catalog;
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -435,7 +437,9 @@ impl ListenerSettings {
     }
 }
 
-/// Kafka's defaults for the properties Strom reads.
+/// Kafka's defaults for the properties Strom reads, except the broker properties that set topic
+/// configs (`log.segment.bytes`, `log.retention.hours`, `message.max.bytes`, ...), whose defaults
+/// are in the catalog (`catalog.rs`).
 const DEFAULTS: &[(&str, &str)] = &[
     ("listeners", "PLAINTEXT://:9092"),
     ("log.dirs", "strom-data"),
@@ -444,15 +448,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("default.replication.factor", "1"),
     ("auto.create.topics.enable", "true"),
     ("delete.topic.enable", "true"),
-    ("message.max.bytes", "1048588"),
-    ("log.segment.bytes", "1073741824"),
-    ("log.roll.hours", "168"),
-    ("log.retention.hours", "168"),
-    ("log.retention.bytes", "-1"),
     ("log.retention.check.interval.ms", "300000"),
-    ("log.index.interval.bytes", "4096"),
-    ("log.flush.interval.messages", "9223372036854775807"),
-    ("log.flush.interval.ms", "9223372036854775807"),
     // Kafka's default is Long.MAX_VALUE, which leaves log.flush.interval.ms without effect
     // unless this is set too; Strom checks every second so that flush.ms works on its own.
     ("log.flush.scheduler.interval.ms", "1000"),
@@ -485,23 +481,11 @@ const DEFAULTS: &[(&str, &str)] = &[
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         "3600000",
     ),
-    ("log.cleanup.policy", "delete"),
     ("log.cleaner.enable", "true"),
     ("log.cleaner.backoff.ms", "15000"),
     (
         "log.cleaner.io.max.bytes.per.second",
         "1.7976931348623157E308",
-    ),
-    ("log.cleaner.delete.retention.ms", "86400000"),
-    ("log.cleaner.min.compaction.lag.ms", "0"),
-    ("log.cleaner.min.cleanable.ratio", "0.5"),
-    // KIP-937 (Kafka 3.6); the older difference.max.ms stands in for either one left at its
-    // default (`LogConfig.getMessageTimestampBeforeMaxMs`).
-    ("log.message.timestamp.before.max.ms", "9223372036854775807"),
-    ("log.message.timestamp.after.max.ms", "9223372036854775807"),
-    (
-        "log.message.timestamp.difference.max.ms",
-        "9223372036854775807",
     ),
 ];
 
@@ -846,29 +830,9 @@ impl LogConfig {
 }
 
 impl Default for LogConfig {
-    /// Kafka's defaults.
+    /// Kafka's defaults, from the catalog.
     fn default() -> LogConfig {
-        LogConfig {
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 3_600_000,
-            retention_ms: 7 * 24 * 3_600_000,
-            retention_bytes: -1,
-            index_interval_bytes: 4096,
-            flush_messages: i64::MAX,
-            flush_ms: i64::MAX,
-            max_message_bytes: 1_048_588,
-            fsync_acks_all: true,
-            compact: false,
-            delete: true,
-            delete_retention_ms: 86_400_000,
-            min_compaction_lag_ms: 0,
-            min_cleanable_dirty_ratio: 0.5,
-            log_append_time: false,
-            compression: None,
-            timestamp_before_max_ms: i64::MAX,
-            timestamp_after_max_ms: i64::MAX,
-            timestamp_difference_max_ms: i64::MAX,
-        }
+        LogConfig::kafka_defaults()
     }
 }
 
@@ -901,7 +865,14 @@ fn is_cluster_id(text: &str) -> bool {
 fn parse<T: std::str::FromStr>(props: &Properties, key: &str) -> Result<T, ConfigError> {
     let value = props
         .get(key)
-        .or_else(|| DEFAULTS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+        .map(str::to_string)
+        .or_else(|| {
+            DEFAULTS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+        .or_else(|| catalog::broker_default(key))
         .unwrap_or_default();
     value.parse().map_err(|_| ConfigError::Invalid {
         key: key.to_string(),
@@ -970,110 +941,16 @@ impl BrokerConfig {
             });
         };
 
-        // Kafka: log.retention.ms beats .minutes beats .hours; -1 means unlimited.
-        let retention_ms = if let Some(ms) = parse_optional::<i64>(props, "log.retention.ms")? {
-            ms
-        } else if let Some(min) = parse_optional::<i64>(props, "log.retention.minutes")? {
-            min.saturating_mul(60_000)
-        } else {
-            parse::<i64>(props, "log.retention.hours")?.saturating_mul(3_600_000)
-        };
-        let segment_ms = match parse_optional::<i64>(props, "log.roll.ms")? {
-            Some(ms) => ms,
-            None => parse::<i64>(props, "log.roll.hours")?.saturating_mul(3_600_000),
-        };
         let message_max_bytes = at_least(
             "message.max.bytes",
             parse::<i32>(props, "message.max.bytes")?,
             0,
         )?;
-        let cleanup_policy_text: String = parse(props, "log.cleanup.policy")?;
-        let cleanup_policy: Vec<&str> = cleanup_policy_text.split(',').map(str::trim).collect();
-        if cleanup_policy
-            .iter()
-            .any(|p| !matches!(*p, "delete" | "compact"))
-        {
-            return Err(ConfigError::Invalid {
-                key: "log.cleanup.policy".into(),
-                value: cleanup_policy_text.clone(),
-                reason: "must be a list of 'delete' and 'compact'".into(),
-            });
-        }
-        let log = LogConfig {
-            segment_bytes: at_least(
-                "log.segment.bytes",
-                parse::<u64>(props, "log.segment.bytes")?,
-                14,
-            )?,
-            segment_ms: at_least("log.roll.ms", segment_ms, 1)?,
-            retention_ms,
-            retention_bytes: parse(props, "log.retention.bytes")?,
-            index_interval_bytes: parse(props, "log.index.interval.bytes")?,
-            flush_messages: at_least(
-                "log.flush.interval.messages",
-                parse::<i64>(props, "log.flush.interval.messages")?,
-                1,
-            )?,
-            flush_ms: at_least(
-                "log.flush.interval.ms",
-                parse::<i64>(props, "log.flush.interval.ms")?,
-                0,
-            )?,
-            max_message_bytes: message_max_bytes,
-            fsync_acks_all: parse(props, "strom.acks.all.fsync")?,
-            compact: cleanup_policy.contains(&"compact"),
-            delete: cleanup_policy.contains(&"delete"),
-            delete_retention_ms: at_least(
-                "log.cleaner.delete.retention.ms",
-                parse(props, "log.cleaner.delete.retention.ms")?,
-                0,
-            )?,
-            min_compaction_lag_ms: at_least(
-                "log.cleaner.min.compaction.lag.ms",
-                parse(props, "log.cleaner.min.compaction.lag.ms")?,
-                0,
-            )?,
-            min_cleanable_dirty_ratio: parse(props, "log.cleaner.min.cleanable.ratio")?,
-            log_append_time: match props.get("log.message.timestamp.type") {
-                None | Some("CreateTime") => false,
-                Some("LogAppendTime") => true,
-                Some(other) => {
-                    return Err(ConfigError::Invalid {
-                        key: "log.message.timestamp.type".into(),
-                        value: other.into(),
-                        reason: "must be CreateTime or LogAppendTime".into(),
-                    })
-                }
-            },
-            timestamp_before_max_ms: at_least(
-                "log.message.timestamp.before.max.ms",
-                parse(props, "log.message.timestamp.before.max.ms")?,
-                0,
-            )?,
-            timestamp_after_max_ms: at_least(
-                "log.message.timestamp.after.max.ms",
-                parse(props, "log.message.timestamp.after.max.ms")?,
-                0,
-            )?,
-            timestamp_difference_max_ms: at_least(
-                "log.message.timestamp.difference.max.ms",
-                parse(props, "log.message.timestamp.difference.max.ms")?,
-                0,
-            )?,
-            compression: match props.get("compression.type") {
-                None | Some("producer") => None,
-                Some(c @ ("uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")) => {
-                    Some(c.to_string())
-                }
-                Some(other) => {
-                    return Err(ConfigError::Invalid {
-                        key: "compression.type".into(),
-                        value: other.into(),
-                        reason: "unknown compression type".into(),
-                    })
-                }
-            },
-        };
+        // Every topic config's broker property, from the catalog (`log.retention.ms` beats
+        // `.minutes` beats `.hours`, and so on).
+        let mut log = LogConfig::from_broker(&props.values)
+            .map_err(|(key, value, reason)| ConfigError::Invalid { key, value, reason })?;
+        log.fsync_acks_all = parse(props, "strom.acks.all.fsync")?;
         let group_min_session_timeout_ms = at_least(
             "group.min.session.timeout.ms",
             parse(props, "group.min.session.timeout.ms")?,
@@ -1081,6 +958,7 @@ impl BrokerConfig {
         )?;
         let known = |key: &str| {
             DEFAULTS.iter().any(|(k, _)| *k == key)
+                || catalog::is_synonym(key)
                 || ACCEPTED.contains(&key)
                 || matches!(
                     key,
@@ -1252,6 +1130,13 @@ impl BrokerConfig {
             .iter()
             .map(|(k, v)| (k.to_string(), (v.to_string(), false)))
             .collect();
+        for def in catalog::TOPIC_CONFIG_DEFS {
+            if let Some(synonym) = def.synonyms.last() {
+                if let Some(value) = catalog::broker_default(synonym.name) {
+                    out.insert(synonym.name.to_string(), (value, false));
+                }
+            }
+        }
         for (k, v) in &self.properties {
             out.insert(k.clone(), (v.clone(), true));
         }
@@ -1370,8 +1255,8 @@ mod tests {
         assert_eq!(
             explained(&props),
             Err(format!(
-                "property log.segment.bytes=1x (from line 2 of {}): must be a whole number (0 or \
-                 more)",
+                "property log.segment.bytes=1x (from line 2 of {}): must be an integer from \
+                 -2147483648 to 2147483647",
                 file.display()
             ))
         );

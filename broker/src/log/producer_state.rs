@@ -349,7 +349,10 @@ mod tests {
         let first = batch(4, 0, -1, 1, 0);
         assert_eq!(state.check(&first), Ok(SequenceCheck::Append));
         state.record(&first);
-        assert_eq!(state.check(&batch(4, 1, -1, 1, 1)), Ok(SequenceCheck::Append));
+        assert_eq!(
+            state.check(&batch(4, 1, -1, 1, 1)),
+            Ok(SequenceCheck::Append)
+        );
         state.record(&batch(4, 1, -1, 1, 1));
         assert!(matches!(
             state.check(&batch(4, 0, -1, 1, 2)),
