@@ -43,9 +43,6 @@ impl<'a> Reader<'a> {
         self.0 = tail;
         Ok(head)
     }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
     pub fn i8(&mut self) -> Result<i8, RecordError> {
         Ok(self.take(1)?.get_i8())
     }
@@ -114,6 +111,7 @@ impl<'a> Reader<'a> {
     }
 }
 
+#[cfg(test)]
 pub fn put_unsigned_varint(out: &mut BytesMut, mut value: u32) {
     while value >= 0x80 {
         out.put_u8((value as u8 & 0x7f) | 0x80);
@@ -122,6 +120,7 @@ pub fn put_unsigned_varint(out: &mut BytesMut, mut value: u32) {
     out.put_u8(value as u8);
 }
 
+#[cfg(test)]
 pub fn put_compact_string(out: &mut BytesMut, s: &str) {
     put_unsigned_varint(out, s.len() as u32 + 1);
     out.put_slice(s.as_bytes());
@@ -155,7 +154,7 @@ mod tests {
             assert_eq!(r.unsigned_varint()?, v);
         }
         assert_eq!(r.compact_nullable_string()?.as_deref(), Some("txn-é"));
-        assert!(r.is_empty());
+        assert!(r.0.is_empty());
         Ok(())
     }
 

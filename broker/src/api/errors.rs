@@ -119,7 +119,3 @@ pub fn group_error(e: GroupError) -> ResponseError {
         GroupError::Storage => ResponseError::CoordinatorNotAvailable,
     }
 }
-
-pub fn code(error: Option<ResponseError>) -> i16 {
-    error.map_or(0, |e| e.code())
-}

@@ -18,19 +18,19 @@
 //! So a future returned as `Wait` must not change state; anything that does belongs in the
 //! handler body or in an `Apply` future.
 
-pub mod admin;
-pub mod api_versions;
-pub mod configs;
-pub mod errors;
-pub mod fetch;
-pub mod groups;
-pub mod legacy;
-pub mod list_offsets;
-pub mod log_admin;
-pub mod metadata;
-pub mod produce;
-pub mod producer_id;
-pub mod txn;
+pub(crate) mod admin;
+pub(crate) mod api_versions;
+pub(crate) mod configs;
+pub(crate) mod errors;
+pub(crate) mod fetch;
+pub(crate) mod groups;
+pub(crate) mod legacy;
+pub(crate) mod list_offsets;
+pub(crate) mod log_admin;
+pub(crate) mod metadata;
+pub(crate) mod produce;
+pub(crate) mod producer_id;
+pub(crate) mod txn;
 
 use std::future::Future;
 use std::pin::Pin;

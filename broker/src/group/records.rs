@@ -66,12 +66,6 @@ pub enum GroupRecord {
 }
 
 impl GroupRecord {
-    pub fn group_id(&self) -> &str {
-        match self {
-            GroupRecord::Offset { group_id, .. } | GroupRecord::Group { group_id, .. } => group_id,
-        }
-    }
-
     /// The record's key and value (`None` for a tombstone).
     pub fn encode(&self) -> (Bytes, Option<Bytes>) {
         let mut key = BytesMut::new();

@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{flock, FlockOperation};
 
@@ -17,7 +17,6 @@ pub const LOCK_FILE: &str = ".lock";
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl DirLock {
@@ -34,7 +33,7 @@ impl DirLock {
                 io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
             })?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(DirLock { _file: file, path }),
+            Ok(()) => Ok(DirLock { _file: file }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(
@@ -49,10 +48,6 @@ impl DirLock {
                 format!("cannot lock {}: {e}", path.display()),
             )),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -8,20 +8,20 @@
 //! `TopicPartition`, offsets and batch bytes.
 
 pub mod batch;
-pub mod cleaner;
+pub(crate) mod cleaner;
 #[cfg(test)]
 mod crash_tests;
-pub mod dir_lock;
-pub mod flusher;
-pub mod marker;
-pub mod message_set;
+pub(crate) mod dir_lock;
+pub(crate) mod flusher;
+pub(crate) mod marker;
+pub(crate) mod message_set;
 pub mod partition;
-pub mod producer_state;
-pub mod records;
+pub(crate) mod producer_state;
+pub(crate) mod records;
 #[cfg(test)]
 mod recovery_tests;
-pub mod replica;
-pub mod segment;
+pub(crate) mod replica;
+pub(crate) mod segment;
 
 use std::collections::HashMap;
 use std::io;

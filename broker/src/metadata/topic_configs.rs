@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 pub use crate::config::catalog::{
-    broker_value, default_synonym, topic_config_def, ConfigType, TopicConfigDef, TOPIC_CONFIG_DEFS,
+    broker_value, default_synonym, topic_config_def, ConfigType, TOPIC_CONFIG_DEFS,
 };
 
 /// Where a described value comes from (Kafka's `ConfigSource` codes).
