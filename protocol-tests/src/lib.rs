@@ -340,6 +340,24 @@ impl Client {
     }
 
     /// Sends a request and decodes its response.
+    /// Creates `topic` with `partitions` partitions (CreateTopics v5, replication factor 1) and
+    /// panics unless the broker answers NONE: the setup step of most wire tests.
+    pub fn create_topic(&mut self, topic: &str, partitions: i32) {
+        use kafka_protocol::messages::{create_topics_request, CreateTopicsRequest, TopicName};
+        let response = self
+            .call(
+                5,
+                &CreateTopicsRequest::default().with_topics(vec![
+                    create_topics_request::CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(1),
+                ]),
+            )
+            .expect("create topics");
+        assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+    }
+
     pub fn call<R: Request>(&mut self, version: i16, request: &R) -> Result<R::Response> {
         let (correlation_id, frame) = self.frame(version, request)?;
         self.send_frame(&frame)?;

@@ -14,21 +14,6 @@ fn group(id: &str) -> GroupId {
     GroupId(str(id))
 }
 
-fn create(client: &mut Client, topic: &str, partitions: i32) {
-    let response = client
-        .call(
-            5,
-            &CreateTopicsRequest::default().with_topics(vec![
-                create_topics_request::CreatableTopic::default()
-                    .with_name(TopicName(str(topic)))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            ]),
-        )
-        .expect("create topics");
-    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
-}
-
 fn find_coordinator(client: &mut Client, id: &str) {
     let response = client
         .call(3, &FindCoordinatorRequest::default().with_key(str(id)))
@@ -140,7 +125,7 @@ fn fetch(client: &mut Client, id: &str) -> offset_fetch_response::OffsetFetchRes
 fn offsets_metadata_and_membership_survive_kill_9() {
     let mut broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
     let mut client = broker.client();
-    create(&mut client, "events", 3);
+    client.create_topic("events", 3);
     find_coordinator(&mut client, "survivor");
     let (member, generation) = stable_member(&mut client, "survivor");
     commit(&mut client, "survivor", &member, generation, 1234);

@@ -13,21 +13,6 @@ fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-fn create(client: &mut Client, topic: &str, partitions: i32) {
-    let response = client
-        .call(
-            5,
-            &CreateTopicsRequest::default().with_topics(vec![
-                create_topics_request::CreatableTopic::default()
-                    .with_name(name(topic))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            ]),
-        )
-        .expect("create topics");
-    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
-}
-
 fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
@@ -100,7 +85,7 @@ fn init_producer_id(client: &mut Client) -> i64 {
 fn partition_errors_are_kafkas() {
     let broker = BrokerProcess::start(&["message.max.bytes=2000"]);
     let mut client = broker.client();
-    create(&mut client, "t", 1);
+    client.create_topic("t", 1);
     let one = || batch(&[b"x"], None, Compression::None);
     assert_eq!(
         produce(&mut client, "missing", 1, one()).0,
@@ -180,7 +165,7 @@ fn partition_errors_are_kafkas() {
 fn idempotent_producer_duplicates_gaps_and_epochs() {
     let mut broker = BrokerProcess::start(&[]);
     let mut client = broker.client();
-    create(&mut client, "idem", 1);
+    client.create_topic("idem", 1);
     let pid = init_producer_id(&mut client);
     let second_pid = init_producer_id(&mut client);
     assert_ne!(pid, second_pid);
@@ -228,7 +213,7 @@ fn idempotent_producer_duplicates_gaps_and_epochs() {
 fn fetch_returns_whole_batches_and_long_polls() {
     let broker = BrokerProcess::start(&[]);
     let mut client = broker.client();
-    create(&mut client, "f", 1);
+    client.create_topic("f", 1);
     let big = vec![b'b'; 3000];
     for _ in 0..3 {
         assert_eq!(
@@ -288,7 +273,7 @@ fn fetch_returns_whole_batches_and_long_polls() {
 fn pipelined_requests_are_answered_in_order() {
     let broker = BrokerProcess::start(&[]);
     let mut client = broker.client();
-    create(&mut client, "p", 1);
+    client.create_topic("p", 1);
     let mut expected = Vec::new();
     let mut frames = Vec::new();
     for i in 0..60 {

@@ -32,21 +32,6 @@ fn txn_id(id: &str) -> TransactionalId {
     TransactionalId(str(id))
 }
 
-fn create(client: &mut Client, topic: &str, partitions: i32) {
-    let response = client
-        .call(
-            5,
-            &CreateTopicsRequest::default().with_topics(vec![
-                create_topics_request::CreatableTopic::default()
-                    .with_name(TopicName(str(topic)))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            ]),
-        )
-        .expect("create topics");
-    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
-}
-
 /// FindCoordinator for a transactional id until the coordinator answers (the first call creates
 /// `__transaction_state`, which is then loaded).
 fn find_txn_coordinator(client: &mut Client, id: &str) {
@@ -247,7 +232,7 @@ fn latest(client: &mut Client, topic: &str, partition: i32, isolation: i8) -> i6
 fn the_coordinator_refuses_unknown_ids_wrong_epochs_and_long_timeouts() {
     let broker = BrokerProcess::start(&[]);
     let mut client = broker.client();
-    create(&mut client, "txn-refusals", 2);
+    client.create_topic("txn-refusals", 2);
     find_txn_coordinator(&mut client, "refusals");
 
     // Past transaction.max.timeout.ms (15 minutes by default).
@@ -354,7 +339,7 @@ fn an_administrator_aborts_a_hanging_transaction_with_write_txn_markers() {
     let mut broker = BrokerProcess::start(&[]);
     let mut client = broker.client();
     let topic = "txn-hanging";
-    create(&mut client, topic, 1);
+    client.create_topic(topic, 1);
     find_txn_coordinator(&mut client, "hanging");
     let init_response = init(&mut client, "hanging", 60_000);
     assert_eq!(init_response.error_code, 0, "{init_response:?}");
@@ -528,7 +513,7 @@ fn fetch_committed(client: &mut Client, topic: &str) -> Fetched {
 fn txn_offset_commit_from_a_stale_generation_is_refused() {
     let broker = BrokerProcess::start(&[]);
     let mut client = broker.client();
-    create(&mut client, "txn-generation", 1);
+    client.create_topic("txn-generation", 1);
     let group = "txn-generation-group";
     let found = client
         .call(3, &FindCoordinatorRequest::default().with_key(str(group)))
